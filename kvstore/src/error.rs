@@ -1,0 +1,72 @@
+//! The one error type of the kvstore, worded the way etcd words it.
+//!
+//! Each variant's message is etcd's own (`etcdserver: request timed out`, ...), so that
+//! when the gRPC edge maps an [`Error`] to a status, `etcdctl` prints what a learner
+//! would see from a real etcd. The variants split in two families that a client must
+//! tell apart:
+//!
+//! - *definite* failures: the request had no effect (bad input, no leader to propose to,
+//!   a compacted revision). Retrying is always safe.
+//! - *indeterminate* failures ([`Error::is_indeterminate`]): the request was handed to
+//!   Raft and we stopped waiting. It may still commit. A write that timed out must be
+//!   treated as "maybe applied" — exactly what the linearizability checker does.
+
+/// Everything that can go wrong with a kvstore request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The request was proposed but did not complete before its deadline. Indeterminate.
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    /// The member knew of no leader until the deadline, so the request was never
+    /// proposed. Definite: nothing happened.
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    /// The request was proposed, then a new leader committed entries that do not include
+    /// it. Almost always lost, but the outcome is not known for sure. Indeterminate.
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    /// The revision asked for is older than the last compaction.
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted {
+        /// The revision the store was compacted at.
+        compact_revision: i64,
+    },
+    /// The revision asked for has not happened yet.
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    /// A request named no key.
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    /// `ignore_value`/`ignore_lease` on a key that does not exist.
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    /// `ignore_value` together with a value.
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    /// A transaction writes the same key twice.
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    /// A transaction has more operations than a member accepts.
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    /// Leases arrive with the gRPC server; until then a lease ID is refused.
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    /// The caller reused the ID of a request that is still in flight.
+    #[error("kvstore: request id {0} is already in flight")]
+    DuplicateRequestId(u64),
+    /// The member is crashed or stopped and cannot take requests.
+    #[error("etcdserver: server stopped")]
+    Stopped,
+}
+
+impl Error {
+    /// True when the request may or may not have taken effect (it reached Raft and we
+    /// stopped waiting). Clients must not assume a write failed after such an error.
+    pub fn is_indeterminate(&self) -> bool {
+        matches!(self, Error::Timeout | Error::LeaderChanged | Error::Stopped)
+    }
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

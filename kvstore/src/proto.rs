@@ -1,0 +1,18 @@
+//! The protobuf messages, generated at build time from `kvstore/proto/` (see `build.rs`).
+//!
+//! `mvccpb` is etcd's data model (`KeyValue`, `Event`); `etcdserverpb` holds the
+//! requests and responses of the KV API and `InternalRaftRequest`, the payload of one
+//! Raft log entry. Names and field numbers are etcd's, so the same bytes mean the same
+//! thing to the real `etcdctl`.
+
+#![allow(missing_docs, clippy::all, rustdoc::all)]
+
+/// etcd's MVCC data model: `KeyValue` and `Event`.
+pub mod mvccpb {
+    include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
+}
+
+/// etcd's KV requests and responses, and the Raft entry payload.
+pub mod etcdserverpb {
+    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+}

@@ -1,0 +1,271 @@
+//! Client requests and responses as the member sees them, and their validation.
+//!
+//! A [`Request`] is one of etcd's KV calls, carried in the protobuf types of
+//! `etcdserverpb`. Writes travel through Raft inside an `InternalRaftRequest` (see
+//! [`encode_entry`]); reads never enter the log.
+
+use prost::Message as _;
+
+use crate::error::{Error, Result};
+use crate::proto::etcdserverpb::{
+    request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, InternalRaftRequest, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+};
+
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// One client request to the key-value store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Read keys (linearizable unless `serializable` is set).
+    Range(RangeRequest),
+    /// Write one key.
+    Put(PutRequest),
+    /// Delete a key or a range.
+    DeleteRange(DeleteRangeRequest),
+    /// Compare-then-act, atomically.
+    Txn(TxnRequest),
+    /// Drop history older than a revision.
+    Compact(CompactionRequest),
+}
+
+/// The answer to a [`Request`], same variant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Response {
+    /// Answer to [`Request::Range`].
+    Range(RangeResponse),
+    /// Answer to [`Request::Put`].
+    Put(PutResponse),
+    /// Answer to [`Request::DeleteRange`].
+    DeleteRange(DeleteRangeResponse),
+    /// Answer to [`Request::Txn`].
+    Txn(TxnResponse),
+    /// Answer to [`Request::Compact`].
+    Compact(CompactionResponse),
+}
+
+impl Request {
+    /// A read that may be served from this member's local state, without Raft.
+    pub fn is_serializable_read(&self) -> bool {
+        matches!(self, Request::Range(r) if r.serializable)
+    }
+
+    /// A read that needs no log entry (served through ReadIndex or locally).
+    pub fn is_read(&self) -> bool {
+        matches!(self, Request::Range(_))
+    }
+
+    /// Checks what etcd checks before a request is proposed, so that a bad request is
+    /// refused at once and never reaches the log.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Request::Range(r) => validate_key(&r.key),
+            Request::Put(p) => validate_put(p),
+            Request::DeleteRange(d) => validate_key(&d.key),
+            Request::Txn(t) => validate_txn(t),
+            Request::Compact(_) => Ok(()),
+        }
+    }
+}
+
+impl Response {
+    /// The response header, whichever the variant.
+    pub fn header(&self) -> Option<&ResponseHeader> {
+        match self {
+            Response::Range(r) => r.header.as_ref(),
+            Response::Put(r) => r.header.as_ref(),
+            Response::DeleteRange(r) => r.header.as_ref(),
+            Response::Txn(r) => r.header.as_ref(),
+            Response::Compact(r) => r.header.as_ref(),
+        }
+    }
+
+    /// Sets the response header, whichever the variant.
+    pub fn set_header(&mut self, header: ResponseHeader) {
+        let slot = match self {
+            Response::Range(r) => &mut r.header,
+            Response::Put(r) => &mut r.header,
+            Response::DeleteRange(r) => &mut r.header,
+            Response::Txn(r) => &mut r.header,
+            Response::Compact(r) => &mut r.header,
+        };
+        *slot = Some(header);
+    }
+}
+
+fn validate_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::EmptyKey);
+    }
+    Ok(())
+}
+
+fn validate_put(p: &PutRequest) -> Result<()> {
+    validate_key(&p.key)?;
+    if p.ignore_value && !p.value.is_empty() {
+        return Err(Error::ValueProvided);
+    }
+    if p.lease != 0 {
+        return Err(Error::LeaseNotFound);
+    }
+    Ok(())
+}
+
+fn validate_txn(t: &TxnRequest) -> Result<()> {
+    if t.compare.len() > MAX_TXN_OPS
+        || t.success.len() > MAX_TXN_OPS
+        || t.failure.len() > MAX_TXN_OPS
+    {
+        return Err(Error::TooManyOps);
+    }
+    for c in &t.compare {
+        validate_key(&c.key)?;
+    }
+    for ops in [&t.success, &t.failure] {
+        let mut written: Vec<(&[u8], &[u8])> = Vec::new();
+        for op in ops.iter() {
+            match &op.request {
+                Some(request_op::Request::RequestRange(r)) => validate_key(&r.key)?,
+                Some(request_op::Request::RequestPut(p)) => {
+                    validate_put(p)?;
+                    check_overlap(&mut written, &p.key, &[])?;
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => {
+                    validate_key(&d.key)?;
+                    check_overlap(&mut written, &d.key, &d.range_end)?;
+                }
+                Some(request_op::Request::RequestTxn(inner)) => validate_txn(inner)?,
+                None => return Err(Error::EmptyKey),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// etcd refuses a transaction branch that writes one key twice (a put and a delete
+/// whose range covers it count too): the outcome would depend on op order.
+fn check_overlap<'a>(
+    written: &mut Vec<(&'a [u8], &'a [u8])>,
+    key: &'a [u8],
+    range_end: &'a [u8],
+) -> Result<()> {
+    for &(k, end) in written.iter() {
+        if ranges_overlap(k, end, key, range_end) {
+            return Err(Error::DuplicateKey);
+        }
+    }
+    written.push((key, range_end));
+    Ok(())
+}
+
+/// Whether two etcd key ranges share a key. An empty `end` means the single key;
+/// `[0]` means "to the end of the keyspace".
+pub fn ranges_overlap(a: &[u8], a_end: &[u8], b: &[u8], b_end: &[u8]) -> bool {
+    // `a < end(b)` and `b < end(a)`, where a missing end is the key itself (+ \0).
+    fn below_end(k: &[u8], start: &[u8], end: &[u8]) -> bool {
+        match end {
+            [] => k <= start,
+            [0] => true,
+            end => k < end,
+        }
+    }
+    below_end(a, b, b_end) && below_end(b, a, a_end)
+}
+
+/// Encodes a write request into the bytes of one Raft log entry.
+pub fn encode_entry(id: u64, request: &Request) -> Vec<u8> {
+    let mut internal = InternalRaftRequest {
+        id,
+        ..Default::default()
+    };
+    match request.clone() {
+        Request::Range(r) => internal.range = Some(r),
+        Request::Put(p) => internal.put = Some(p),
+        Request::DeleteRange(d) => internal.delete_range = Some(d),
+        Request::Txn(t) => internal.txn = Some(t),
+        Request::Compact(c) => internal.compaction = Some(c),
+    }
+    internal.encode_to_vec()
+}
+
+/// Decodes a Raft log entry written by [`encode_entry`]. Entries only ever come from
+/// our own encoder, so a failure here means a corrupted log: the caller panics.
+pub fn decode_entry(data: &[u8]) -> Option<(u64, Request)> {
+    let internal = InternalRaftRequest::decode(data).ok()?;
+    let request = if let Some(p) = internal.put {
+        Request::Put(p)
+    } else if let Some(d) = internal.delete_range {
+        Request::DeleteRange(d)
+    } else if let Some(t) = internal.txn {
+        Request::Txn(t)
+    } else if let Some(c) = internal.compaction {
+        Request::Compact(c)
+    } else if let Some(r) = internal.range {
+        Request::Range(r)
+    } else {
+        return None;
+    };
+    Some((internal.id, request))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::etcdserverpb::RequestOp;
+
+    fn put(key: &str) -> RequestOp {
+        RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: key.into(),
+                value: b"v".to_vec(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn entries_round_trip() {
+        let req = Request::Put(PutRequest {
+            key: b"/registry/pods/default/alpine".to_vec(),
+            value: b"{}".to_vec(),
+            ..Default::default()
+        });
+        let bytes = encode_entry(42, &req);
+        assert_eq!(decode_entry(&bytes), Some((42, req)));
+        assert_eq!(decode_entry(b"\xff\xff"), None);
+    }
+
+    #[test]
+    fn validation_refuses_what_etcd_refuses() {
+        let empty = Request::Range(RangeRequest::default());
+        assert_eq!(empty.validate(), Err(Error::EmptyKey));
+        let dup = Request::Txn(TxnRequest {
+            success: vec![put("a"), put("a")],
+            ..Default::default()
+        });
+        assert_eq!(dup.validate(), Err(Error::DuplicateKey));
+        let ok = Request::Txn(TxnRequest {
+            success: vec![put("a"), put("b")],
+            failure: vec![put("a")],
+            ..Default::default()
+        });
+        assert_eq!(ok.validate(), Ok(()));
+        let many = Request::Txn(TxnRequest {
+            success: (0..=MAX_TXN_OPS).map(|i| put(&format!("k{i}"))).collect(),
+            ..Default::default()
+        });
+        assert_eq!(many.validate(), Err(Error::TooManyOps));
+    }
+
+    #[test]
+    fn overlap_of_ranges() {
+        assert!(ranges_overlap(b"a", b"", b"a", b""));
+        assert!(!ranges_overlap(b"a", b"", b"b", b""));
+        assert!(ranges_overlap(b"a", b"c", b"b", b""));
+        assert!(!ranges_overlap(b"a", b"c", b"c", b""));
+        assert!(ranges_overlap(b"a", &[0], b"zzz", b""));
+        assert!(!ranges_overlap(b"b", &[0], b"a", b""));
+    }
+}

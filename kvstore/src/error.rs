@@ -55,7 +55,7 @@ pub enum Error {
     /// The caller reused the ID of a request that is still in flight.
     #[error("kvstore: request id {0} is already in flight")]
     DuplicateRequestId(u64),
-    /// The member is crashed or stopped and cannot take requests.
+    /// The member is down: the request never reached it. Definite.
     #[error("etcdserver: server stopped")]
     Stopped,
 }
@@ -64,7 +64,7 @@ impl Error {
     /// True when the request may or may not have taken effect (it reached Raft and we
     /// stopped waiting). Clients must not assume a write failed after such an error.
     pub fn is_indeterminate(&self) -> bool {
-        matches!(self, Error::Timeout | Error::LeaderChanged | Error::Stopped)
+        matches!(self, Error::Timeout | Error::LeaderChanged)
     }
 }
 

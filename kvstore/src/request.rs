@@ -8,9 +8,9 @@ use prost::Message as _;
 
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
-    request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, InternalRaftRequest, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+    compare, request_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
+    DeleteRangeResponse, InternalRaftRequest, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
 
 /// etcd's default `--max-txn-ops`.
@@ -68,6 +68,116 @@ impl Request {
             Request::Compact(_) => Ok(()),
         }
     }
+}
+
+/// Shorthands for the requests a learner types (`etcdctl put/get/del`) and the
+/// compare-and-swap transaction the tests use.
+impl Request {
+    /// `etcdctl put KEY VALUE`.
+    pub fn put(key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
+        Request::Put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        })
+    }
+
+    /// `etcdctl get KEY` (linearizable).
+    pub fn get(key: impl Into<Vec<u8>>) -> Self {
+        Request::Range(RangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+    }
+
+    /// `etcdctl get --consistency=s KEY` (serializable: local, possibly stale).
+    pub fn get_serializable(key: impl Into<Vec<u8>>) -> Self {
+        Request::Range(RangeRequest {
+            key: key.into(),
+            serializable: true,
+            ..Default::default()
+        })
+    }
+
+    /// `etcdctl get --prefix PREFIX`: `range_end` is the prefix with its last byte
+    /// incremented (`/registry` -> `/registrz`), or `\0` (all keys) for an empty one.
+    pub fn get_prefix(prefix: impl Into<Vec<u8>>) -> Self {
+        let key: Vec<u8> = prefix.into();
+        let range_end = prefix_end(&key);
+        let key = if key.is_empty() { vec![0] } else { key };
+        Request::Range(RangeRequest {
+            key,
+            range_end,
+            ..Default::default()
+        })
+    }
+
+    /// `etcdctl del KEY`.
+    pub fn delete(key: impl Into<Vec<u8>>) -> Self {
+        Request::DeleteRange(DeleteRangeRequest {
+            key: key.into(),
+            ..Default::default()
+        })
+    }
+
+    /// `if KEY == expect (None: absent) then put KEY=value`, one atomic transaction.
+    pub fn cas(
+        key: impl Into<Vec<u8>>,
+        expect: Option<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> Self {
+        let key: Vec<u8> = key.into();
+        let (target, target_union) = match expect {
+            Some(v) => (
+                compare::CompareTarget::Value,
+                compare::TargetUnion::Value(v),
+            ),
+            None => (
+                compare::CompareTarget::Version,
+                compare::TargetUnion::Version(0),
+            ),
+        };
+        Request::Txn(TxnRequest {
+            compare: vec![Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: target as i32,
+                key: key.clone(),
+                target_union: Some(target_union),
+                range_end: vec![],
+            }],
+            success: vec![RequestOp {
+                request: Some(request_op::Request::RequestPut(PutRequest {
+                    key,
+                    value: value.into(),
+                    ..Default::default()
+                })),
+            }],
+            failure: vec![],
+        })
+    }
+
+    /// `etcdctl compaction REV`.
+    pub fn compact(revision: i64) -> Self {
+        Request::Compact(CompactionRequest {
+            revision,
+            physical: false,
+        })
+    }
+}
+
+/// The end of the range that holds every key starting with `prefix`, as etcdctl
+/// computes it: drop trailing 0xff bytes, then add one to the last byte. A prefix of
+/// only 0xff bytes (or none) means "to the end": `\0`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(&last) = end.last() {
+        if last < 0xff {
+            *end.last_mut().expect("not empty") += 1;
+            return end;
+        }
+        end.pop();
+    }
+    vec![0]
 }
 
 impl Response {
@@ -213,7 +323,6 @@ pub fn decode_entry(data: &[u8]) -> Option<(u64, Request)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::etcdserverpb::RequestOp;
 
     fn put(key: &str) -> RequestOp {
         RequestOp {
@@ -257,6 +366,14 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(many.validate(), Err(Error::TooManyOps));
+    }
+
+    #[test]
+    fn prefix_end_like_etcdctl() {
+        assert_eq!(prefix_end(b"/registry"), b"/registrz".to_vec());
+        assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
+        assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
+        assert_eq!(prefix_end(b""), vec![0]);
     }
 
     #[test]

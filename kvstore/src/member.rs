@@ -1,0 +1,687 @@
+//! One etcd member as a deterministic state machine: Raft (tikv's raft-rs) underneath,
+//! the MVCC store on top, and the bookkeeping that turns client requests into log
+//! entries and log entries back into client responses.
+//!
+//! A [`Member`] never reads a clock, opens a socket or spawns a thread. It moves only
+//! when its owner calls one of four methods:
+//!
+//! - [`Member::tick`]: one unit of logical time passed (etcd's heartbeat interval);
+//! - [`Member::step`]: a Raft message from a peer arrived;
+//! - [`Member::request`] / [`Member::watch`]: a client asked for something;
+//! - [`Member::ready`]: "do the work that is due and tell me what came of it".
+//!
+//! `ready` runs the Raft *Ready loop* the way raft-rs prescribes and reports it as a
+//! [`Ready`]: the entries and hard state it wrote to storage, the messages to send, the
+//! entries it applied, the requests that completed and the watch events. The order
+//! inside is the one that keeps Raft safe: **persist first, then send** (a vote or an
+//! append acknowledged over the network must survive a crash), then apply committed
+//! entries, then tell raft-rs we are done (`advance`). The owner only delivers the
+//! messages; it cannot get the order wrong because it never sees the unpersisted state.
+//!
+//! In the simulator the owner is [`crate::sim::SimCluster`], which delivers messages
+//! through queues it controls; in a real server it will be an async task with a timer
+//! and sockets. Same core, different edges.
+//!
+//! ## Requests and their deadlines
+//! Every request carries an ID chosen by the caller and a deadline counted in ticks. A
+//! write is proposed to Raft as soon as the member knows a leader (raft-rs drops
+//! proposals when there is none, so until then the request waits here). A linearizable
+//! read asks Raft for a *read index* (see the crate essay) and is served once the member
+//! has applied that far. When the deadline passes the request completes with an error:
+//! [`Error::NoLeader`] if it never got to Raft (nothing happened), [`Error::Timeout`] if
+//! it did (it may still commit: indeterminate). A proposal that a newer leader's entries
+//! overtook completes early with [`Error::LeaderChanged`], also indeterminate.
+
+use std::collections::BTreeMap;
+
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message};
+use raft::storage::MemStorage;
+use raft::{GetEntriesContext, RawNode, StateRole, Storage};
+
+use crate::error::{Error, Result};
+use crate::membership::ClusterInfo;
+use crate::mvcc::MvccStore;
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::request::{decode_entry, encode_entry, Request, Response};
+use crate::watch::{WatchCreate, WatchEvents, Watcher};
+
+/// Timing and identity of one member. Times are in ticks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberConfig {
+    /// This member's Raft ID (must be in the cluster).
+    pub id: u64,
+    /// A follower that hears nothing from a leader for this long starts an election
+    /// (etcd: 1000 ms = 10 ticks of 100 ms).
+    pub election_tick: usize,
+    /// A leader sends heartbeats this often (etcd: 100 ms = 1 tick).
+    pub heartbeat_tick: usize,
+    /// The actual election timeout is drawn from `[min_election_tick,
+    /// max_election_tick)`. raft-rs draws with an unseeded RNG; the simulator pins the
+    /// range to one value per member (`max = min + 1`) so runs are reproducible.
+    pub min_election_tick: usize,
+    /// See `min_election_tick`.
+    pub max_election_tick: usize,
+    /// How long a request may wait before it fails (etcd: 5 s plus two election
+    /// timeouts).
+    pub request_timeout_ticks: u64,
+    /// A read index that got no answer is asked again after this many ticks (etcd
+    /// retries every 500 ms).
+    pub read_retry_ticks: u64,
+}
+
+impl MemberConfig {
+    /// etcd's defaults expressed in ticks of 100 ms, with raft-rs's randomised election
+    /// window `[10, 20)`.
+    pub fn etcd_defaults(id: u64) -> Self {
+        MemberConfig {
+            id,
+            election_tick: 10,
+            heartbeat_tick: 1,
+            min_election_tick: 10,
+            max_election_tick: 20,
+            request_timeout_ticks: 70,
+            read_retry_ticks: 5,
+        }
+    }
+
+    fn raft_config(&self, applied: u64) -> raft::Config {
+        raft::Config {
+            id: self.id,
+            election_tick: self.election_tick,
+            heartbeat_tick: self.heartbeat_tick,
+            min_election_tick: self.min_election_tick,
+            max_election_tick: self.max_election_tick,
+            applied,
+            // Pre-vote: a member that was cut off asks "would you vote for me?" before
+            // raising its term, so it cannot depose a healthy leader when it returns.
+            pre_vote: true,
+            // Check-quorum: a leader that has not heard from a majority for an election
+            // timeout steps down, so a leader cut off in a minority stops acting as one.
+            check_quorum: true,
+            max_size_per_msg: 1024 * 1024,
+            max_inflight_msgs: 256,
+            ..Default::default()
+        }
+    }
+}
+
+/// What survives a crash: the Raft log, hard state and conf state (raft-rs's
+/// `MemStorage`), and the MVCC store with the index of the last entry applied to it.
+/// Both are written only inside [`Member::ready`], together, so the store never holds an
+/// entry the log does not, and a restart never applies an entry twice.
+#[derive(Clone)]
+pub struct Disk {
+    /// Raft's persistent state.
+    pub raft: MemStorage,
+    /// The applied key-value state.
+    pub store: MvccStore,
+    /// The last log index applied to `store`.
+    pub applied_index: u64,
+}
+
+impl std::fmt::Debug for Disk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Disk")
+            .field("hard_state", &self.hard_state())
+            .field("applied_index", &self.applied_index)
+            .field("revision", &self.store.current_revision())
+            .finish()
+    }
+}
+
+impl Disk {
+    /// A fresh data directory for a member of `cluster` (`--initial-cluster-state new`).
+    pub fn new(cluster: &ClusterInfo) -> Self {
+        let conf_state = ConfState::from((cluster.voter_ids(), vec![]));
+        Disk {
+            raft: MemStorage::new_with_conf_state(conf_state),
+            store: MvccStore::new(),
+            applied_index: 0,
+        }
+    }
+
+    /// Every entry in the persisted Raft log (for checks and transcripts).
+    pub fn log_entries(&self) -> Vec<Entry> {
+        let first = self.raft.first_index().unwrap_or(1);
+        let last = self.raft.last_index().unwrap_or(0);
+        if last < first {
+            return Vec::new();
+        }
+        self.raft
+            .entries(first, last + 1, None, GetEntriesContext::empty(false))
+            .unwrap_or_default()
+    }
+
+    /// The persisted hard state (term, vote, commit).
+    pub fn hard_state(&self) -> HardState {
+        self.raft.rl().hard_state().clone()
+    }
+}
+
+/// A client request completed, successfully or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The ID the caller gave to [`Member::request`].
+    pub id: u64,
+    /// The response, or why there is none.
+    pub result: Result<Response>,
+}
+
+/// An entry this member applied to its state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Its log index.
+    pub index: u64,
+    /// The term of the leader that appended it.
+    pub term: u64,
+    /// The client request it carried (`None` for a new leader's empty entry).
+    pub request_id: Option<u64>,
+    /// The store revision after applying it.
+    pub revision: i64,
+}
+
+/// What one call of [`Member::ready`] did and produced.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// Log entries written to storage, before any message was released.
+    pub persisted_entries: Vec<Entry>,
+    /// The new hard state written to storage, if it changed.
+    pub persisted_hard_state: Option<HardState>,
+    /// Raft messages for peers; send them in order.
+    pub messages: Vec<Message>,
+    /// Committed entries applied to the MVCC store, in log order.
+    pub applied: Vec<Applied>,
+    /// Client requests that completed.
+    pub completions: Vec<Completion>,
+    /// Events for this member's watchers.
+    pub watch_events: Vec<WatchEvents>,
+}
+
+impl Ready {
+    /// True when nothing happened.
+    pub fn is_empty(&self) -> bool {
+        self.persisted_entries.is_empty()
+            && self.persisted_hard_state.is_none()
+            && self.messages.is_empty()
+            && self.applied.is_empty()
+            && self.completions.is_empty()
+            && self.watch_events.is_empty()
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// No leader known yet; not handed to Raft.
+    WaitingForLeader,
+    /// A write in the log (or on its way to the leader), proposed in this term.
+    Proposed { term: u64 },
+    /// A linearizable read waiting for Raft to confirm a read index.
+    ReadIndex { asked_at: u64 },
+    /// The read index is known; serve once applied this far.
+    ReadAt { index: u64 },
+}
+
+#[derive(Debug, Clone)]
+struct Pending {
+    request: Request,
+    deadline: u64,
+    stage: Stage,
+}
+
+/// Role and progress of a member, for transcripts and checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Raft ID.
+    pub id: u64,
+    /// Leader, follower, candidate or pre-candidate.
+    pub role: StateRole,
+    /// Current Raft term.
+    pub term: u64,
+    /// The leader this member believes in (0: none).
+    pub leader: u64,
+    /// Highest log index known committed.
+    pub commit: u64,
+    /// Highest log index applied to the store.
+    pub applied: u64,
+    /// Highest log index in the log.
+    pub last_index: u64,
+    /// MVCC store revision.
+    pub revision: i64,
+}
+
+/// One etcd member: a Raft node, its MVCC store and the requests in flight.
+pub struct Member {
+    config: MemberConfig,
+    cluster: ClusterInfo,
+    raft: RawNode<MemStorage>,
+    store: MvccStore,
+    applied_index: u64,
+    now: u64,
+    pending: BTreeMap<u64, Pending>,
+    watchers: BTreeMap<i64, Watcher>,
+    out: Ready,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Member {
+    /// Starts a member on `disk`: a fresh one from [`Disk::new`], or what a crashed
+    /// member left behind. On restart raft-rs restores term, vote and log from the disk
+    /// and replays only entries after `disk.applied_index`.
+    pub fn start(config: MemberConfig, cluster: ClusterInfo, disk: Disk) -> Self {
+        assert!(
+            cluster.member(config.id).is_some(),
+            "member {} is not in the cluster",
+            config.id
+        );
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let raft_config = config.raft_config(disk.applied_index);
+        let raft = RawNode::new(&raft_config, disk.raft, &logger)
+            .expect("a valid raft config and storage");
+        Member {
+            config,
+            cluster,
+            raft,
+            store: disk.store,
+            applied_index: disk.applied_index,
+            now: 0,
+            pending: BTreeMap::new(),
+            watchers: BTreeMap::new(),
+            out: Ready::default(),
+        }
+    }
+
+    /// Stops the member the hard way: everything in memory is gone (requests in flight,
+    /// watchers, unpersisted log entries); what was persisted is handed back.
+    pub fn crash(self) -> Disk {
+        Disk {
+            raft: self.raft.store().clone(),
+            store: self.store,
+            applied_index: self.applied_index,
+        }
+    }
+
+    /// This member's Raft ID.
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    /// The applied MVCC store (for serializable reads and checks).
+    pub fn store(&self) -> &MvccStore {
+        &self.store
+    }
+
+    /// A persisted view of this member's disk (shares the Raft storage).
+    pub fn disk(&self) -> Disk {
+        Disk {
+            raft: self.raft.store().clone(),
+            store: self.store.clone(),
+            applied_index: self.applied_index,
+        }
+    }
+
+    /// Role, term, leader, indexes and revision.
+    pub fn status(&self) -> MemberStatus {
+        let r = &self.raft.raft;
+        MemberStatus {
+            id: self.config.id,
+            role: r.state,
+            term: r.term,
+            leader: r.leader_id,
+            commit: r.raft_log.committed,
+            applied: self.applied_index,
+            last_index: r.raft_log.last_index(),
+            revision: self.store.current_revision(),
+        }
+    }
+
+    /// One tick of logical time: Raft's election and heartbeat clocks advance, read
+    /// indexes that went unanswered are asked again, and requests past their deadline
+    /// fail.
+    pub fn tick(&mut self) {
+        self.now += 1;
+        self.raft.tick();
+        let now = self.now;
+        let leader_known = self.leader_known();
+        let mut expired = Vec::new();
+        let mut reask = Vec::new();
+        for (&id, p) in self.pending.iter_mut() {
+            if now >= p.deadline {
+                expired.push(id);
+            } else if let Stage::ReadIndex { asked_at } = p.stage {
+                if now >= asked_at + self.config.read_retry_ticks {
+                    reask.push(id);
+                }
+            }
+        }
+        for id in expired {
+            let p = self.pending.remove(&id).expect("listed above");
+            let error = match p.stage {
+                Stage::WaitingForLeader => Error::NoLeader,
+                Stage::Proposed { .. } | Stage::ReadIndex { .. } | Stage::ReadAt { .. } => {
+                    Error::Timeout
+                }
+            };
+            self.complete(id, Err(error));
+        }
+        for id in reask {
+            if leader_known {
+                self.ask_read_index(id);
+            } else if let Some(p) = self.pending.get_mut(&id) {
+                p.stage = Stage::WaitingForLeader;
+            }
+        }
+    }
+
+    /// Feeds a Raft message from a peer. Messages Raft rejects (from an unknown member,
+    /// or a stale local type) are dropped, as a network would drop garbage.
+    pub fn step(&mut self, message: Message) {
+        let _ = self.raft.step(message);
+    }
+
+    /// Accepts a client request. Invalid requests are refused at once; everything else
+    /// completes later through [`Member::ready`], at the latest by its deadline.
+    pub fn request(&mut self, id: u64, request: Request) -> Result<()> {
+        request.validate()?;
+        if self.pending.contains_key(&id) {
+            return Err(Error::DuplicateRequestId(id));
+        }
+        if request.is_serializable_read() {
+            // Served from whatever this member has applied: no leader, no quorum, no
+            // log. Possibly stale; that is the contract of a serializable read.
+            let result = self.serve_read(&request);
+            self.complete(id, result);
+            return Ok(());
+        }
+        let pending = Pending {
+            request,
+            deadline: self.now + self.config.request_timeout_ticks,
+            stage: Stage::WaitingForLeader,
+        };
+        self.pending.insert(id, pending);
+        if self.leader_known() {
+            self.dispatch(id);
+        }
+        Ok(())
+    }
+
+    /// Registers a watch. Starting at an older revision replays history first; a
+    /// compacted start revision is refused.
+    pub fn watch(&mut self, watch_id: i64, create: WatchCreate) -> Result<()> {
+        let mut watcher = Watcher {
+            id: watch_id,
+            next_revision: self.store.current_revision() + 1,
+            create,
+        };
+        if watcher.create.start_revision > 0 {
+            let history = self.store.events_since(watcher.create.start_revision)?;
+            watcher.next_revision = watcher.create.start_revision;
+            let events = watcher.filter(&history);
+            watcher.next_revision = watcher.next_revision.max(self.store.current_revision() + 1);
+            if !events.is_empty() {
+                self.out.watch_events.push(WatchEvents { watch_id, events });
+            }
+        }
+        self.watchers.insert(watch_id, watcher);
+        Ok(())
+    }
+
+    /// Removes a watch; returns whether it existed.
+    pub fn cancel_watch(&mut self, watch_id: i64) -> bool {
+        self.watchers.remove(&watch_id).is_some()
+    }
+
+    /// Runs the Raft Ready loop until raft-rs has nothing more to say, and returns what
+    /// was persisted, what must be sent, what was applied and which requests completed.
+    pub fn ready(&mut self) -> Ready {
+        loop {
+            self.dispatch_waiting();
+            if !self.raft.has_ready() {
+                break;
+            }
+            let mut rd = self.raft.ready();
+            let store = self.raft.store().clone();
+
+            // 1. Persist. Nothing below may leave this member before this is done.
+            if !rd.snapshot().is_empty() {
+                // Log compaction (and so snapshots) arrives with sled storage; until
+                // then no member ever truncates its log, so none is ever sent.
+                unreachable!("raft snapshots are not produced yet");
+            }
+            if !rd.entries().is_empty() {
+                store.wl().append(rd.entries()).expect("append to memory");
+                self.out
+                    .persisted_entries
+                    .extend(rd.entries().iter().cloned());
+            }
+            if let Some(hs) = rd.hs() {
+                store.wl().set_hardstate(hs.clone());
+                self.out.persisted_hard_state = Some(hs.clone());
+            }
+
+            // 2. Send: only now may votes and acknowledgements leave.
+            self.out.messages.extend(rd.take_messages());
+            self.out.messages.extend(rd.take_persisted_messages());
+
+            // 3. Apply what is committed, then answer the reads that were waiting on it.
+            let committed = rd.take_committed_entries();
+            self.apply_entries(committed);
+            for rs in rd.take_read_states() {
+                self.on_read_state(&rs.request_ctx, rs.index);
+            }
+
+            // 4. Tell raft-rs this Ready is handled; it may hand back more of the same.
+            let mut light = self.raft.advance(rd);
+            if let Some(commit) = light.commit_index() {
+                store.wl().mut_hard_state().set_commit(commit);
+            }
+            self.out.messages.extend(light.take_messages());
+            self.apply_entries(light.take_committed_entries());
+            self.raft.advance_apply();
+            self.serve_ready_reads();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// Whether this member currently believes in a leader.
+    fn leader_known(&self) -> bool {
+        self.raft.raft.leader_id != raft::INVALID_ID
+    }
+
+    fn dispatch_waiting(&mut self) {
+        if !self.leader_known() {
+            return;
+        }
+        let waiting: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.stage == Stage::WaitingForLeader)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in waiting {
+            self.dispatch(id);
+        }
+    }
+
+    /// Hands a waiting request to Raft: a read asks for a read index, a write is
+    /// proposed (forwarded to the leader by raft-rs if this member is a follower).
+    fn dispatch(&mut self, id: u64) {
+        let Some(p) = self.pending.get(&id) else {
+            return;
+        };
+        if p.request.is_read() {
+            self.ask_read_index(id);
+            return;
+        }
+        let data = encode_entry(id, &p.request);
+        let term = self.raft.raft.term;
+        if self.raft.propose(vec![], data).is_ok() {
+            if let Some(p) = self.pending.get_mut(&id) {
+                p.stage = Stage::Proposed { term };
+            }
+        }
+        // A dropped proposal (e.g. during a leadership transfer) stays waiting.
+    }
+
+    fn ask_read_index(&mut self, id: u64) {
+        // The request ID is the read's context: Raft hands it back with the index.
+        self.raft.read_index(id.to_be_bytes().to_vec());
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.stage = Stage::ReadIndex { asked_at: self.now };
+        }
+    }
+
+    fn on_read_state(&mut self, ctx: &[u8], index: u64) {
+        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
+            return;
+        };
+        let id = u64::from_be_bytes(bytes);
+        if let Some(p) = self.pending.get_mut(&id) {
+            if matches!(p.stage, Stage::ReadIndex { .. }) {
+                p.stage = Stage::ReadAt { index };
+            }
+        }
+    }
+
+    /// Serves every linearizable read whose read index has been applied: the state now
+    /// is at least as new as the state when the read arrived, which is all
+    /// linearizability asks.
+    fn serve_ready_reads(&mut self) {
+        let applied = self.applied_index;
+        let ready: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.stage, Stage::ReadAt { index } if index <= applied))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in ready {
+            let p = self.pending.remove(&id).expect("listed above");
+            let result = self.serve_read(&p.request);
+            self.complete(id, result);
+        }
+    }
+
+    fn serve_read(&self, request: &Request) -> Result<Response> {
+        let Request::Range(range) = request else {
+            unreachable!("only ranges are served as reads")
+        };
+        let mut response = Response::Range(self.store.range(range)?);
+        response.set_header(self.header());
+        Ok(response)
+    }
+
+    fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster.cluster_id,
+            member_id: self.config.id,
+            revision: self.store.current_revision(),
+            raft_term: self.raft.raft.term,
+        }
+    }
+
+    fn complete(&mut self, id: u64, result: Result<Response>) {
+        self.out.completions.push(Completion { id, result });
+    }
+
+    fn apply_entries(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.index <= self.applied_index {
+                continue;
+            }
+            let request_id = match entry.get_entry_type() {
+                EntryType::EntryNormal => self.apply_normal(&entry),
+                EntryType::EntryConfChange => {
+                    let mut cc = ConfChange::default();
+                    protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                        .expect("a conf change we encoded");
+                    self.apply_conf_change(&cc);
+                    None
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let mut cc = ConfChangeV2::default();
+                    protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
+                        .expect("a conf change we encoded");
+                    self.apply_conf_change(&cc);
+                    None
+                }
+            };
+            self.applied_index = entry.index;
+            self.out.applied.push(Applied {
+                index: entry.index,
+                term: entry.term,
+                request_id,
+                revision: self.store.current_revision(),
+            });
+            self.fail_overtaken_proposals(entry.term);
+        }
+    }
+
+    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI) {
+        let cs = self
+            .raft
+            .apply_conf_change(cc)
+            .expect("a valid conf change");
+        self.raft.store().wl().set_conf_state(cs);
+    }
+
+    /// Applies one client entry on every member alike; only the member that proposed it
+    /// has a client waiting.
+    fn apply_normal(&mut self, entry: &Entry) -> Option<u64> {
+        if entry.data.is_empty() {
+            return None; // a new leader's empty entry: commits its term, changes nothing
+        }
+        let (id, request) = decode_entry(&entry.data).expect("a log entry we encoded");
+        let (result, events) = self.store.apply(&request);
+        if !events.is_empty() {
+            for watcher in self.watchers.values_mut() {
+                let mine = watcher.filter(&events);
+                if !mine.is_empty() {
+                    self.out.watch_events.push(WatchEvents {
+                        watch_id: watcher.id,
+                        events: mine,
+                    });
+                }
+            }
+        }
+        if matches!(
+            self.pending.get(&id),
+            Some(Pending {
+                stage: Stage::Proposed { .. },
+                ..
+            })
+        ) {
+            self.pending.remove(&id);
+            let header = self.header();
+            let result = result.map(|mut response| {
+                response.set_header(header);
+                response
+            });
+            self.complete(id, result);
+        }
+        Some(id)
+    }
+
+    /// Once an entry from a later term is applied, a proposal made in an earlier term
+    /// that has not been applied was (almost certainly) dropped by a deposed leader.
+    /// Waiting for the full timeout would only make the client wait; answer now, as an
+    /// indeterminate error, so the client knows to check or retry.
+    fn fail_overtaken_proposals(&mut self, applied_term: u64) {
+        let overtaken: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| matches!(p.stage, Stage::Proposed { term } if term < applied_term))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in overtaken {
+            self.pending.remove(&id);
+            self.complete(id, Err(Error::LeaderChanged));
+        }
+    }
+}

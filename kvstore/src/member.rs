@@ -685,3 +685,6 @@ impl Member {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

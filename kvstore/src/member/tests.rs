@@ -1,0 +1,221 @@
+//! The member core on its own, without the simulator: the Ready contract, deadlines,
+//! and what survives a crash.
+
+use super::*;
+use crate::membership::ClusterInfo;
+use raft::eraftpb::MessageType;
+
+/// A member of an `n`-member cluster with a pinned election timeout of 10 ticks.
+fn member(id: u64, n: u64) -> Member {
+    let cluster = ClusterInfo::local(n);
+    let config = MemberConfig {
+        min_election_tick: 10,
+        max_election_tick: 11,
+        request_timeout_ticks: 30,
+        ..MemberConfig::etcd_defaults(id)
+    };
+    let disk = Disk::new(&cluster);
+    Member::start(config, cluster, disk)
+}
+
+/// Ticks a lone member until it has elected itself; returns what completed meanwhile.
+fn elect_alone(m: &mut Member) -> Vec<Completion> {
+    let mut done = Vec::new();
+    for _ in 0..20 {
+        m.tick();
+        done.extend(m.ready().completions);
+        if m.status().role == StateRole::Leader {
+            return done;
+        }
+    }
+    panic!("a single member must elect itself: {:?}", m.status());
+}
+
+#[test]
+fn a_lone_member_elects_itself_and_commits() {
+    let mut m = member(1, 1);
+    m.request(7, Request::put("k", "v")).unwrap();
+    assert!(
+        m.ready().completions.is_empty(),
+        "no leader yet: the put waits"
+    );
+    // The put is proposed as soon as a leader exists.
+    let mut done = elect_alone(&mut m);
+    for _ in 0..3 {
+        done.extend(m.ready().completions);
+        m.tick();
+    }
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].id, 7);
+    let header = *done[0].result.as_ref().unwrap().header().unwrap();
+    assert_eq!((header.revision, header.member_id), (2, 1));
+}
+
+#[test]
+fn bad_requests_are_refused_at_once() {
+    let mut m = member(1, 1);
+    assert_eq!(m.request(1, Request::put("", "v")), Err(Error::EmptyKey));
+    m.request(2, Request::put("k", "v")).unwrap();
+    assert_eq!(
+        m.request(2, Request::put("k", "w")),
+        Err(Error::DuplicateRequestId(2))
+    );
+    assert!(m.ready().completions.is_empty());
+}
+
+#[test]
+fn without_a_leader_a_request_fails_with_no_leader_at_its_deadline() {
+    // Member 1 of 3 never hears from the others: it can never learn of a leader.
+    let mut m = member(1, 3);
+    m.request(1, Request::put("k", "v")).unwrap();
+    m.request(2, Request::get("k")).unwrap();
+    for tick in 1..=30 {
+        m.tick();
+        let done = m.ready().completions;
+        if tick < 30 {
+            assert!(done.is_empty(), "completed early at tick {tick}: {done:?}");
+        } else {
+            let errors: Vec<_> = done.iter().map(|c| c.result.clone().unwrap_err()).collect();
+            assert_eq!(errors, [Error::NoLeader, Error::NoLeader]);
+        }
+    }
+}
+
+#[test]
+fn serializable_reads_need_no_leader() {
+    let mut m = member(1, 3);
+    m.request(1, Request::get_serializable("k")).unwrap();
+    let done = m.ready().completions;
+    assert_eq!(done.len(), 1);
+    assert!(matches!(&done[0].result, Ok(Response::Range(r)) if r.kvs.is_empty()));
+}
+
+#[test]
+fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
+    // Member 1 campaigns; give it the votes by hand so it becomes leader of three.
+    let mut m = member(1, 3);
+    for _ in 0..10 {
+        m.tick();
+    }
+    let ready = m.ready();
+    let asks: Vec<&Message> = ready
+        .messages
+        .iter()
+        .filter(|msg| msg.get_msg_type() == MessageType::MsgRequestPreVote)
+        .collect();
+    assert_eq!(asks.len(), 2);
+    let grant = |t, term| {
+        let mut r = Message::default();
+        r.set_msg_type(t);
+        r.from = 2;
+        r.to = 1;
+        r.term = term;
+        r
+    };
+    m.step(grant(MessageType::MsgRequestPreVoteResponse, 1));
+    // Pre-vote won: it votes for itself, and that vote is on disk before any
+    // RequestVote leaves (else a crash could let it vote twice in term 1).
+    let ready = m.ready();
+    assert!(ready
+        .messages
+        .iter()
+        .any(|msg| msg.get_msg_type() == MessageType::MsgRequestVote));
+    let hs = ready.persisted_hard_state.expect("term and vote persisted");
+    assert_eq!((hs.term, hs.vote), (1, 1));
+    assert_eq!(m.disk().hard_state().vote, 1);
+    m.step(grant(MessageType::MsgRequestVoteResponse, 1));
+    // Elected: the leader appends an empty entry of its term and sends it out.
+    let ready = m.ready();
+    assert_eq!(m.status().role, StateRole::Leader);
+    let append = ready
+        .messages
+        .iter()
+        .find(|msg| msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty())
+        .expect("the new leader replicates its first entry");
+    let on_disk = m.disk().log_entries();
+    for e in &append.entries {
+        assert!(
+            on_disk.contains(e),
+            "entry {} sent before it was persisted",
+            e.index
+        );
+        assert!(ready.persisted_entries.contains(e));
+    }
+}
+
+#[test]
+fn a_crash_loses_what_was_not_persisted_and_keeps_what_was() {
+    let mut m = member(1, 1);
+    elect_alone(&mut m);
+    m.request(1, Request::put("a", "1")).unwrap();
+    m.ready();
+    m.tick();
+    m.ready();
+    let applied = m.status().applied;
+    // Proposed, but the Ready loop never ran: only in raft-rs's memory.
+    m.request(2, Request::put("b", "2")).unwrap();
+    let disk = m.crash();
+    assert_eq!(disk.applied_index, applied);
+    assert_eq!(disk.log_entries().len() as u64, applied);
+    assert_eq!(disk.store.current_revision(), 2);
+
+    // A restart replays nothing twice: the store and its applied index go together.
+    let cluster = ClusterInfo::local(1);
+    let config = MemberConfig {
+        min_election_tick: 10,
+        max_election_tick: 11,
+        ..MemberConfig::etcd_defaults(1)
+    };
+    let mut m = Member::start(config, cluster, disk);
+    let ready = m.ready();
+    assert!(ready.applied.is_empty(), "re-applied {:?}", ready.applied);
+    assert_eq!(m.store().current_revision(), 2);
+    assert_eq!(m.status().applied, applied);
+}
+
+#[test]
+fn a_watch_replays_history_then_follows_live_writes() {
+    let mut m = member(1, 1);
+    elect_alone(&mut m);
+    m.request(1, Request::put("a", "1")).unwrap();
+    m.tick();
+    m.ready();
+    m.watch(
+        5,
+        WatchCreate {
+            key: b"a".to_vec(),
+            start_revision: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    m.request(2, Request::put("a", "2")).unwrap();
+    m.tick();
+    let events: Vec<i64> = m
+        .ready()
+        .watch_events
+        .iter()
+        .flat_map(|w| w.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision))
+        .collect();
+    assert_eq!(events, [2, 3]);
+
+    m.request(3, Request::compact(3)).unwrap();
+    m.tick();
+    m.ready();
+    let refused = m.watch(
+        6,
+        WatchCreate {
+            key: b"a".to_vec(),
+            start_revision: 2,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        refused,
+        Err(Error::Compacted {
+            compact_revision: 3
+        })
+    );
+    assert!(m.cancel_watch(5));
+    assert!(!m.cancel_watch(5));
+}

@@ -142,20 +142,24 @@ impl Disk {
 
     /// Every entry in the persisted Raft log (for checks and transcripts).
     pub fn log_entries(&self) -> Vec<Entry> {
-        let first = self.raft.first_index().unwrap_or(1);
-        let last = self.raft.last_index().unwrap_or(0);
-        if last < first {
-            return Vec::new();
-        }
-        self.raft
-            .entries(first, last + 1, None, GetEntriesContext::empty(false))
-            .unwrap_or_default()
+        log_entries(&self.raft)
     }
 
     /// The persisted hard state (term, vote, commit).
     pub fn hard_state(&self) -> HardState {
         self.raft.rl().hard_state().clone()
     }
+}
+
+/// Every entry in a persisted Raft log.
+pub fn log_entries(raft: &MemStorage) -> Vec<Entry> {
+    let first = raft.first_index().unwrap_or(1);
+    let last = raft.last_index().unwrap_or(0);
+    if last < first {
+        return Vec::new();
+    }
+    raft.entries(first, last + 1, None, GetEntriesContext::empty(false))
+        .unwrap_or_default()
 }
 
 /// A client request completed, successfully or not.
@@ -316,6 +320,11 @@ impl Member {
     /// The applied MVCC store (for serializable reads and checks).
     pub fn store(&self) -> &MvccStore {
         &self.store
+    }
+
+    /// The persisted Raft state (log, hard state).
+    pub fn raft_storage(&self) -> &MemStorage {
+        self.raft.store()
     }
 
     /// A persisted view of this member's disk (shares the Raft storage).
@@ -591,6 +600,7 @@ impl Member {
     }
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let newest_term = entries.last().map(|e| e.term);
         for entry in entries {
             if entry.index <= self.applied_index {
                 continue;
@@ -598,17 +608,11 @@ impl Member {
             let request_id = match entry.get_entry_type() {
                 EntryType::EntryNormal => self.apply_normal(&entry),
                 EntryType::EntryConfChange => {
-                    let mut cc = ConfChange::default();
-                    protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
-                        .expect("a conf change we encoded");
-                    self.apply_conf_change(&cc);
+                    self.apply_conf_change(&decode::<ConfChange>(&entry.data));
                     None
                 }
                 EntryType::EntryConfChangeV2 => {
-                    let mut cc = ConfChangeV2::default();
-                    protobuf::Message::merge_from_bytes(&mut cc, &entry.data)
-                        .expect("a conf change we encoded");
-                    self.apply_conf_change(&cc);
+                    self.apply_conf_change(&decode::<ConfChangeV2>(&entry.data));
                     None
                 }
             };
@@ -619,11 +623,15 @@ impl Member {
                 request_id,
                 revision: self.store.current_revision(),
             });
-            self.fail_overtaken_proposals(entry.term);
+        }
+        if let Some(term) = newest_term {
+            self.fail_overtaken_proposals(term);
         }
     }
 
     fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI) {
+        // Membership changes are not proposed yet (`member add/remove` comes later);
+        // applying them here keeps raft-rs's view and the stored conf state in step.
         let cs = self
             .raft
             .apply_conf_change(cc)
@@ -684,6 +692,16 @@ impl Member {
             self.complete(id, Err(Error::LeaderChanged));
         }
     }
+}
+
+/// Decodes a raft-rs protobuf message from a log entry we wrote ourselves; failure means
+/// a corrupted log, an invariant break.
+fn decode<M: protobuf::Message>(data: &[u8]) -> M {
+    let mut message = M::new();
+    message
+        .merge_from_bytes(data)
+        .expect("a log entry encoded by raft-rs");
+    message
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 
 use raft::StateRole;
 
-use crate::member::{Applied, Disk, MemberStatus};
+use raft::eraftpb::Entry;
+
+use crate::member::{Applied, MemberStatus};
 
 /// What the simulation has observed so far, and any violation found.
 #[derive(Debug, Default, Clone)]
@@ -51,8 +53,9 @@ impl Invariants {
         }
     }
 
-    /// A member finished a Ready loop in this state, holding a store with this digest.
-    pub fn on_status(&mut self, s: &MemberStatus, digest: u64) {
+    /// A member finished a Ready loop in this state; `digest` fingerprints its store
+    /// when that Ready applied entries.
+    pub fn on_status(&mut self, s: &MemberStatus, digest: Option<u64>) {
         if s.role == StateRole::Leader {
             let leader = *self.leaders.entry(s.term).or_insert(s.id);
             if leader != s.id {
@@ -70,6 +73,7 @@ impl Invariants {
             ));
         }
         *last = (*last).max(s.revision);
+        let Some(digest) = digest else { return };
         let first = *self.digests.entry(s.applied).or_insert(digest);
         if first != digest {
             self.violations.push(format!(
@@ -98,14 +102,12 @@ impl Invariants {
     }
 }
 
-/// Log matching and committed-prefix agreement over every pair of persisted logs.
-pub fn check_logs_match(disks: &BTreeMap<u64, Disk>) -> Result<(), String> {
-    let logs: Vec<(u64, Vec<raft::eraftpb::Entry>, u64)> = disks
-        .iter()
-        .map(|(&id, d)| (id, d.log_entries(), d.hard_state().commit))
-        .collect();
-    for (i, (a, log_a, commit_a)) in logs.iter().enumerate() {
-        for (b, log_b, commit_b) in &logs[i + 1..] {
+/// Log matching and committed-prefix agreement over every pair of persisted logs,
+/// given as member ID -> (log entries, persisted commit index).
+pub fn check_logs_match(logs: &BTreeMap<u64, (Vec<Entry>, u64)>) -> Result<(), String> {
+    let logs: Vec<(&u64, &(Vec<Entry>, u64))> = logs.iter().collect();
+    for (i, (a, (log_a, commit_a))) in logs.iter().enumerate() {
+        for (b, (log_b, commit_b)) in &logs[i + 1..] {
             // Logs start at index 1 (no compaction yet), so position = index - 1.
             let shared = log_a.len().min(log_b.len());
             let last_match = (0..shared).rev().find(|&k| log_a[k].term == log_b[k].term);

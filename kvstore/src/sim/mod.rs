@@ -30,7 +30,7 @@ use raft::eraftpb::Message;
 use raft::StateRole;
 
 use crate::error::Error;
-use crate::member::{Disk, Member, MemberConfig, MemberStatus, Ready};
+use crate::member::{self, Disk, Member, MemberConfig, MemberStatus, Ready};
 use crate::membership::ClusterInfo;
 use crate::request::Request;
 use crate::watch::WatchCreate;
@@ -327,7 +327,8 @@ impl SimCluster {
         };
         let ready = m.ready();
         let status = m.status();
-        let digest = m.store().digest();
+        // The store only changes when entries are applied; fingerprint it only then.
+        let digest = (!ready.applied.is_empty()).then(|| m.store().digest());
         self.absorb(id, ready, status, digest);
     }
 
@@ -343,6 +344,10 @@ impl SimCluster {
             return false;
         };
         if self.cut.contains(&(from, to)) || !self.is_up(to) {
+            if self.trace_messages {
+                let line = format!("  lost {}", self.describe_message(&message));
+                self.transcript.push(line);
+            }
             return true;
         }
         if self.trace_messages {
@@ -362,12 +367,7 @@ impl SimCluster {
         self.flush();
         let mut delivered = 0;
         loop {
-            let busy: Vec<(u64, u64)> = self
-                .links
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(&k, _)| k)
-                .collect();
+            let busy = self.busy_links();
             if busy.is_empty() {
                 return delivered;
             }
@@ -385,12 +385,7 @@ impl SimCluster {
         self.flush();
         let mut delivered = 0;
         for _ in 0..n {
-            let busy: Vec<(u64, u64)> = self
-                .links
-                .iter()
-                .filter(|(_, q)| !q.is_empty())
-                .map(|(&k, _)| k)
-                .collect();
+            let busy = self.busy_links();
             if busy.is_empty() {
                 break;
             }
@@ -399,6 +394,15 @@ impl SimCluster {
             delivered += 1;
         }
         delivered
+    }
+
+    /// The links with messages waiting, in order.
+    fn busy_links(&self) -> Vec<(u64, u64)> {
+        self.links
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(&k, _)| k)
+            .collect()
     }
 
     /// Loses the first message queued on `from → to`. Returns whether there was one.
@@ -484,7 +488,7 @@ impl SimCluster {
 
     // ---- what came out of a Ready ------------------------------------------------
 
-    fn absorb(&mut self, id: u64, ready: Ready, status: MemberStatus, digest: u64) {
+    fn absorb(&mut self, id: u64, ready: Ready, status: MemberStatus, digest: Option<u64>) {
         for message in ready.messages {
             let to = message.to;
             if self.trace_messages {
@@ -568,7 +572,21 @@ impl SimCluster {
     /// revisions that never go back. Returns a description of the first violation.
     pub fn check_invariants(&self) -> Result<(), String> {
         self.invariants.check()?;
-        invariants::check_logs_match(&self.disks())
+        let logs = self
+            .nodes
+            .iter()
+            .map(|(&id, node)| {
+                let raft = match node {
+                    Node::Up(m) => m.raft_storage(),
+                    Node::Down(d) => &d.raft,
+                };
+                (
+                    id,
+                    (member::log_entries(raft), raft.rl().hard_state().commit),
+                )
+            })
+            .collect();
+        invariants::check_logs_match(&logs)
     }
 
     /// A table of every member's role, term, leader, indexes and revision.

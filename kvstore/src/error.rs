@@ -55,6 +55,9 @@ pub enum Error {
     /// The caller reused the ID of a request that is still in flight.
     #[error("kvstore: request id {0} is already in flight")]
     DuplicateRequestId(u64),
+    /// A data directory could not be opened or read.
+    #[error("kvstore: storage: {0}")]
+    Storage(String),
     /// The member is down: the request never reached it. Definite.
     #[error("etcdserver: server stopped")]
     Stopped,

@@ -67,6 +67,14 @@
 //! that: it is served from the member's local state, fast and available even without a
 //! leader, possibly stale.
 //!
+//! ## Persistence
+//!
+//! A member writes its Raft log and hard state to disk *before* it sends any message
+//! that depends on them, and writes its key-value store together with the index of the
+//! last entry applied to it, so a restart replays exactly the entries the store lacks.
+//! [`storage`] explains the contract; [`storage::MemDisk`] keeps it in memory for the
+//! simulator, [`storage::sled::SledStorage`] in a sled database for a real member.
+//!
 //! ## How this crate is built
 //!
 //! Everything here is deterministic: no clock, no thread, no socket, no unseeded
@@ -74,7 +82,7 @@
 //! `ready`), which makes it possible to test Raft's hardest cases — crashes,
 //! partitions, lost messages — exactly and repeatably with [`sim::SimCluster`], and to
 //! check every recorded history with the [`linearizability`] checker. The async
-//! server, sled persistence and the gRPC API `etcdctl` speaks wrap this core later.
+//! server and the gRPC API `etcdctl` speaks will wrap this core.
 //!
 //! ## Read next
 //!
@@ -83,12 +91,13 @@
 //! 3. [`sim`] — the simulated cluster, and `tests/golden/*` for transcripts of each
 //!    claim above.
 //! 4. [`linearizability`] — how a history is checked.
+//! 5. [`storage`] — what survives a crash, in memory and in sled.
 //!
 //! ## Left out (for now)
 //!
 //! Leases, auth, membership changes (`member add/remove`), Raft log compaction and
-//! snapshots, durable storage, the gRPC API and the async driver. The first few
-//! arrive with the etcd-member issue; auth never will.
+//! snapshots, the gRPC API and the async driver. The first few arrive with the
+//! etcd-member issue; auth never will.
 
 #![warn(missing_docs)]
 
@@ -100,11 +109,13 @@ pub mod mvcc;
 pub mod proto;
 pub mod request;
 pub mod sim;
+pub mod storage;
 pub mod watch;
 
 pub use error::{Error, Result};
-pub use member::{Completion, Disk, Member, MemberConfig, MemberStatus, Ready};
+pub use member::{Completion, Member, MemberConfig, MemberStatus, Ready};
 pub use membership::{ClusterInfo, MemberInfo};
 pub use mvcc::MvccStore;
 pub use request::{Request, Response};
+pub use storage::{MemDisk, Storage};
 pub use watch::{WatchCreate, WatchEvents};

@@ -34,15 +34,15 @@
 
 use std::collections::BTreeMap;
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, HardState, Message};
-use raft::storage::MemStorage;
-use raft::{GetEntriesContext, RawNode, StateRole, Storage};
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::{RawNode, StateRole};
 
 use crate::error::{Error, Result};
 use crate::membership::ClusterInfo;
 use crate::mvcc::MvccStore;
 use crate::proto::etcdserverpb::ResponseHeader;
 use crate::request::{decode_entry, encode_entry, Request, Response};
+use crate::storage::{MemDisk, Storage};
 use crate::watch::{WatchCreate, WatchEvents, Watcher};
 
 /// Timing and identity of one member. Times are in ticks.
@@ -103,63 +103,6 @@ impl MemberConfig {
             ..Default::default()
         }
     }
-}
-
-/// What survives a crash: the Raft log, hard state and conf state (raft-rs's
-/// `MemStorage`), and the MVCC store with the index of the last entry applied to it.
-/// Both are written only inside [`Member::ready`], together, so the store never holds an
-/// entry the log does not, and a restart never applies an entry twice.
-#[derive(Clone)]
-pub struct Disk {
-    /// Raft's persistent state.
-    pub raft: MemStorage,
-    /// The applied key-value state.
-    pub store: MvccStore,
-    /// The last log index applied to `store`.
-    pub applied_index: u64,
-}
-
-impl std::fmt::Debug for Disk {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Disk")
-            .field("hard_state", &self.hard_state())
-            .field("applied_index", &self.applied_index)
-            .field("revision", &self.store.current_revision())
-            .finish()
-    }
-}
-
-impl Disk {
-    /// A fresh data directory for a member of `cluster` (`--initial-cluster-state new`).
-    pub fn new(cluster: &ClusterInfo) -> Self {
-        let conf_state = ConfState::from((cluster.voter_ids(), vec![]));
-        Disk {
-            raft: MemStorage::new_with_conf_state(conf_state),
-            store: MvccStore::new(),
-            applied_index: 0,
-        }
-    }
-
-    /// Every entry in the persisted Raft log (for checks and transcripts).
-    pub fn log_entries(&self) -> Vec<Entry> {
-        log_entries(&self.raft)
-    }
-
-    /// The persisted hard state (term, vote, commit).
-    pub fn hard_state(&self) -> HardState {
-        self.raft.rl().hard_state().clone()
-    }
-}
-
-/// Every entry in a persisted Raft log.
-pub fn log_entries(raft: &MemStorage) -> Vec<Entry> {
-    let first = raft.first_index().unwrap_or(1);
-    let last = raft.last_index().unwrap_or(0);
-    if last < first {
-        return Vec::new();
-    }
-    raft.entries(first, last + 1, None, GetEntriesContext::empty(false))
-        .unwrap_or_default()
 }
 
 /// A client request completed, successfully or not.
@@ -254,11 +197,12 @@ pub struct MemberStatus {
     pub revision: i64,
 }
 
-/// One etcd member: a Raft node, its MVCC store and the requests in flight.
-pub struct Member {
+/// One etcd member: a Raft node, its MVCC store and the requests in flight, over a
+/// [`Storage`] (in memory by default; sled for a real member).
+pub struct Member<S: Storage = MemDisk> {
     config: MemberConfig,
     cluster: ClusterInfo,
-    raft: RawNode<MemStorage>,
+    raft: RawNode<S>,
     store: MvccStore,
     applied_index: u64,
     now: u64,
@@ -267,7 +211,7 @@ pub struct Member {
     out: Ready,
 }
 
-impl std::fmt::Debug for Member {
+impl<S: Storage> std::fmt::Debug for Member<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Member")
             .field("status", &self.status())
@@ -275,26 +219,27 @@ impl std::fmt::Debug for Member {
     }
 }
 
-impl Member {
-    /// Starts a member on `disk`: a fresh one from [`Disk::new`], or what a crashed
-    /// member left behind. On restart raft-rs restores term, vote and log from the disk
-    /// and replays only entries after `disk.applied_index`.
-    pub fn start(config: MemberConfig, cluster: ClusterInfo, disk: Disk) -> Self {
+impl<S: Storage> Member<S> {
+    /// Starts a member on `storage`: a fresh one, or what a crashed member left behind.
+    /// On restart raft-rs restores term, vote and log, the store is read back, and only
+    /// entries after the store's applied index are applied again.
+    pub fn start(config: MemberConfig, cluster: ClusterInfo, storage: S) -> Self {
         assert!(
             cluster.member(config.id).is_some(),
             "member {} is not in the cluster",
             config.id
         );
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let raft_config = config.raft_config(disk.applied_index);
-        let raft = RawNode::new(&raft_config, disk.raft, &logger)
-            .expect("a valid raft config and storage");
+        let (store, applied_index) = storage.load_store();
+        let raft_config = config.raft_config(applied_index);
+        let raft =
+            RawNode::new(&raft_config, storage, &logger).expect("a valid raft config and storage");
         Member {
             config,
             cluster,
             raft,
-            store: disk.store,
-            applied_index: disk.applied_index,
+            store,
+            applied_index,
             now: 0,
             pending: BTreeMap::new(),
             watchers: BTreeMap::new(),
@@ -304,12 +249,8 @@ impl Member {
 
     /// Stops the member the hard way: everything in memory is gone (requests in flight,
     /// watchers, unpersisted log entries); what was persisted is handed back.
-    pub fn crash(self) -> Disk {
-        Disk {
-            raft: self.raft.store().clone(),
-            store: self.store,
-            applied_index: self.applied_index,
-        }
+    pub fn crash(self) -> S {
+        self.raft.store().clone()
     }
 
     /// This member's Raft ID.
@@ -322,18 +263,9 @@ impl Member {
         &self.store
     }
 
-    /// The persisted Raft state (log, hard state).
-    pub fn raft_storage(&self) -> &MemStorage {
+    /// What this member has persisted.
+    pub fn storage(&self) -> &S {
         self.raft.store()
-    }
-
-    /// A persisted view of this member's disk (shares the Raft storage).
-    pub fn disk(&self) -> Disk {
-        Disk {
-            raft: self.raft.store().clone(),
-            store: self.store.clone(),
-            applied_index: self.applied_index,
-        }
     }
 
     /// Role, term, leader, indexes and revision.
@@ -457,22 +389,26 @@ impl Member {
             }
             let mut rd = self.raft.ready();
             let store = self.raft.store().clone();
+            let applied_before = self.applied_index;
 
             // 1. Persist. Nothing below may leave this member before this is done.
             if !rd.snapshot().is_empty() {
-                // Log compaction (and so snapshots) arrives with sled storage; until
-                // then no member ever truncates its log, so none is ever sent.
+                // Log compaction (and so snapshots) is not implemented yet: no member
+                // ever truncates its log, so none is ever sent.
                 unreachable!("raft snapshots are not produced yet");
             }
             if !rd.entries().is_empty() {
-                store.wl().append(rd.entries()).expect("append to memory");
+                store.append(rd.entries());
                 self.out
                     .persisted_entries
                     .extend(rd.entries().iter().cloned());
             }
             if let Some(hs) = rd.hs() {
-                store.wl().set_hardstate(hs.clone());
+                store.set_hard_state(hs);
                 self.out.persisted_hard_state = Some(hs.clone());
+            }
+            if !rd.entries().is_empty() || rd.hs().is_some() {
+                store.sync();
             }
 
             // 2. Send: only now may votes and acknowledgements leave.
@@ -489,11 +425,16 @@ impl Member {
             // 4. Tell raft-rs this Ready is handled; it may hand back more of the same.
             let mut light = self.raft.advance(rd);
             if let Some(commit) = light.commit_index() {
-                store.wl().mut_hard_state().set_commit(commit);
+                store.set_commit(commit);
             }
             self.out.messages.extend(light.take_messages());
             self.apply_entries(light.take_committed_entries());
             self.raft.advance_apply();
+            // The store's changes and the applied index they reach, in one write.
+            let mutations = self.store.take_mutations();
+            if self.applied_index > applied_before {
+                store.save_applied(self.applied_index, mutations);
+            }
             self.serve_ready_reads();
         }
         std::mem::take(&mut self.out)
@@ -636,7 +577,7 @@ impl Member {
             .raft
             .apply_conf_change(cc)
             .expect("a valid conf change");
-        self.raft.store().wl().set_conf_state(cs);
+        self.raft.store().set_conf_state(&cs);
     }
 
     /// Applies one client entry on every member alike; only the member that proposed it

@@ -74,8 +74,28 @@ struct Stored {
     tombstone: bool,
 }
 
-/// The key-value state machine every member applies the Raft log to.
+/// A change to the stored history, as a [`crate::storage::Storage`] must persist it.
+/// The store lists them as it applies entries; the member hands them to storage
+/// together with the index of the last entry they cover.
 #[derive(Debug, Clone, PartialEq)]
+pub enum Mutation {
+    /// A version (or, with `tombstone`, a delete) was stored at `revision`.
+    Put {
+        /// Where in history.
+        revision: Revision,
+        /// The version; for a delete, the key and the delete's revision.
+        kv: KeyValue,
+        /// A delete rather than a put.
+        tombstone: bool,
+    },
+    /// Compaction dropped this revision.
+    Remove(Revision),
+    /// The store was compacted at this revision.
+    Compacted(i64),
+}
+
+/// The key-value state machine every member applies the Raft log to.
+#[derive(Debug, Clone)]
 pub struct MvccStore {
     /// Every retained change, by revision (etcd's bbolt `key` bucket).
     revs: BTreeMap<Revision, Stored>,
@@ -85,6 +105,8 @@ pub struct MvccStore {
     current: i64,
     /// Reads before this revision are refused.
     compacted: i64,
+    /// Changes not yet handed to storage (see [`MvccStore::take_mutations`]).
+    unsaved: Vec<Mutation>,
 }
 
 /// Whether `k` lies in etcd's range `[key, range_end)`: an empty `range_end` means just
@@ -111,7 +133,34 @@ impl MvccStore {
             index: BTreeMap::new(),
             current: 1,
             compacted: 0,
+            unsaved: Vec::new(),
         }
+    }
+
+    /// Rebuilds a store from its persisted history: every stored revision (any order)
+    /// and the compaction point. The key index is derived, as etcd rebuilds its
+    /// `treeIndex` from the backend at start-up.
+    pub fn restore(
+        revisions: impl IntoIterator<Item = (Revision, KeyValue, bool)>,
+        compacted: i64,
+    ) -> Self {
+        let mut store = MvccStore::new();
+        for (revision, kv, tombstone) in revisions {
+            store.current = store.current.max(revision.main);
+            store.revs.insert(revision, Stored { kv, tombstone });
+        }
+        for (revision, stored) in &store.revs {
+            let key_revs = store.index.entry(stored.kv.key.clone()).or_default();
+            key_revs.push(*revision); // `revs` iterates in revision order
+        }
+        store.compacted = compacted;
+        store.current = store.current.max(compacted);
+        store
+    }
+
+    /// Takes the changes made since the last call, for storage to persist.
+    pub fn take_mutations(&mut self) -> Vec<Mutation> {
+        std::mem::take(&mut self.unsaved)
     }
 
     /// The revision of the last change (1 for an empty store).
@@ -237,6 +286,11 @@ impl MvccStore {
                 kv: Some(kv.clone()),
                 prev_kv: change.prev,
             });
+            self.unsaved.push(Mutation::Put {
+                revision: rev,
+                kv: kv.clone(),
+                tombstone,
+            });
             self.index.entry(change.key).or_default().push(rev);
             self.revs.insert(rev, Stored { kv, tombstone });
         }
@@ -256,6 +310,7 @@ impl MvccStore {
             });
         }
         let revs = &mut self.revs;
+        let unsaved = &mut self.unsaved;
         self.index.retain(|_, key_revs| {
             // The version visible at `at` is the last one at or before it; keep it
             // unless it is a delete, and keep everything after it.
@@ -267,10 +322,12 @@ impl MvccStore {
             };
             for dropped in key_revs.drain(..keep_from) {
                 revs.remove(&dropped);
+                unsaved.push(Mutation::Remove(dropped));
             }
             !key_revs.is_empty()
         });
         self.compacted = at;
+        self.unsaved.push(Mutation::Compacted(at));
         Ok(CompactionResponse { header: None })
     }
 

@@ -44,7 +44,7 @@ use std::fmt::Write as _;
 use goldenscript::{Argument, Command, Context};
 use kvstore::linearizability;
 use kvstore::sim::{history, SimCluster, SimConfig};
-use kvstore::{Request, WatchCreate};
+use kvstore::{Request, Storage, WatchCreate};
 
 #[derive(Default)]
 struct Runner {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::membership::ClusterInfo;
+use crate::storage::MemDisk;
 use raft::eraftpb::MessageType;
 
 /// A member of an `n`-member cluster with a pinned election timeout of 10 ticks.
@@ -14,7 +15,7 @@ fn member(id: u64, n: u64) -> Member {
         request_timeout_ticks: 30,
         ..MemberConfig::etcd_defaults(id)
     };
-    let disk = Disk::new(&cluster);
+    let disk = MemDisk::new(&cluster);
     Member::start(config, cluster, disk)
 }
 
@@ -122,7 +123,7 @@ fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
         .any(|msg| msg.get_msg_type() == MessageType::MsgRequestVote));
     let hs = ready.persisted_hard_state.expect("term and vote persisted");
     assert_eq!((hs.term, hs.vote), (1, 1));
-    assert_eq!(m.disk().hard_state().vote, 1);
+    assert_eq!(m.storage().hard_state().vote, 1);
     m.step(grant(MessageType::MsgRequestVoteResponse, 1));
     // Elected: the leader appends an empty entry of its term and sends it out.
     let ready = m.ready();
@@ -132,7 +133,7 @@ fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
         .iter()
         .find(|msg| msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty())
         .expect("the new leader replicates its first entry");
-    let on_disk = m.disk().log_entries();
+    let on_disk = m.storage().log_entries();
     for e in &append.entries {
         assert!(
             on_disk.contains(e),
@@ -155,9 +156,9 @@ fn a_crash_loses_what_was_not_persisted_and_keeps_what_was() {
     // Proposed, but the Ready loop never ran: only in raft-rs's memory.
     m.request(2, Request::put("b", "2")).unwrap();
     let disk = m.crash();
-    assert_eq!(disk.applied_index, applied);
+    assert_eq!(disk.applied_index(), applied);
     assert_eq!(disk.log_entries().len() as u64, applied);
-    assert_eq!(disk.store.current_revision(), 2);
+    assert_eq!(disk.load_store().0.current_revision(), 2);
 
     // A restart replays nothing twice: the store and its applied index go together.
     let cluster = ClusterInfo::local(1);

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::proto::etcdserverpb::{
     compare, request_op, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, RequestOp,
@@ -460,4 +462,47 @@ fn digest_follows_the_state() {
     put(&mut b, "x", "other");
     assert_ne!(a.digest(), b.digest());
     assert_eq!(a.key_count(), 2);
+}
+
+#[test]
+fn a_store_restored_from_its_mutations_is_the_same_store() {
+    let mut s = MvccStore::new();
+    put(&mut s, "a", "1");
+    put(&mut s, "b", "1");
+    s.apply(&Request::delete("a")).0.unwrap();
+    put(&mut s, "a", "2");
+    s.apply(&Request::compact(3)).0.unwrap();
+    // Replay the mutations the way a storage backend would.
+    let mut revs = BTreeMap::new();
+    let mut compacted = 0;
+    for m in s.take_mutations() {
+        match m {
+            Mutation::Put {
+                revision,
+                kv,
+                tombstone,
+            } => {
+                revs.insert(revision, (kv, tombstone));
+            }
+            Mutation::Remove(revision) => {
+                revs.remove(&revision);
+            }
+            Mutation::Compacted(at) => compacted = at,
+        }
+    }
+    assert!(s.take_mutations().is_empty());
+    let restored = MvccStore::restore(revs.into_iter().map(|(r, (kv, t))| (r, kv, t)), compacted);
+    assert_eq!(restored.digest(), s.digest());
+    assert_eq!(restored.current_revision(), 5);
+    assert_eq!(restored.compact_revision(), 3);
+    assert_eq!(
+        restored.events_since(3).unwrap(),
+        s.events_since(3).unwrap()
+    );
+    assert_eq!(
+        get_at(&restored, "a", 2),
+        Err(Error::Compacted {
+            compact_revision: 3
+        })
+    );
 }

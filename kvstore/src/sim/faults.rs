@@ -2,12 +2,13 @@
 //!
 //! A *partition* cuts links; messages on a cut link are lost (as a broken TCP
 //! connection loses them), in both directions. A *crash* throws away everything the
-//! member held in memory and keeps only its [`crate::Disk`]; a *restart* builds a new member
+//! member held in memory and keeps only its [`crate::MemDisk`]; a *restart* builds a new member
 //! from that disk, as a process restarted on the same data directory would be.
 
 use std::collections::BTreeSet;
 
 use super::{Node, Outcome, SimCluster};
+use crate::storage::Storage;
 
 impl SimCluster {
     /// Cuts every link between `group` and the other members, both ways. Messages
@@ -96,7 +97,7 @@ impl SimCluster {
             unreachable!("checked above")
         };
         let hs = disk.hard_state();
-        let applied = disk.applied_index;
+        let applied = disk.applied_index();
         let member = self.start_member(id, disk);
         self.nodes.insert(id, Node::Up(Box::new(member)));
         self.last_status.remove(&id); // a new incarnation: no role change to report

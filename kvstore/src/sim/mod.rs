@@ -30,9 +30,10 @@ use raft::eraftpb::Message;
 use raft::StateRole;
 
 use crate::error::Error;
-use crate::member::{self, Disk, Member, MemberConfig, MemberStatus, Ready};
+use crate::member::{Member, MemberConfig, MemberStatus, Ready};
 use crate::membership::ClusterInfo;
 use crate::request::Request;
+use crate::storage::{MemDisk, Storage};
 use crate::watch::WatchCreate;
 
 pub use history::{Outcome, Record};
@@ -78,7 +79,7 @@ impl SimConfig {
 #[derive(Debug)]
 enum Node {
     Up(Box<Member>),
-    Down(Disk),
+    Down(MemDisk),
 }
 
 /// N members, the network between them, their clients and the checks.
@@ -129,13 +130,13 @@ impl SimCluster {
             cluster,
         };
         for id in sim.cluster.voter_ids() {
-            let member = sim.start_member(id, Disk::new(&sim.cluster));
+            let member = sim.start_member(id, MemDisk::new(&sim.cluster));
             sim.nodes.insert(id, Node::Up(Box::new(member)));
         }
         sim
     }
 
-    fn start_member(&mut self, id: u64, disk: Disk) -> Member {
+    fn start_member(&mut self, id: u64, disk: MemDisk) -> Member {
         // Pin this incarnation's election timeout: raft-rs would draw a new one from an
         // unseeded RNG at every election, which no test could replay. A pinned timeout
         // must differ from every other member's, or members that start their timers
@@ -212,11 +213,11 @@ impl SimCluster {
     }
 
     /// Each member's disk: what it persisted (a crashed member's is all that is left).
-    pub fn disks(&self) -> BTreeMap<u64, Disk> {
+    pub fn disks(&self) -> BTreeMap<u64, MemDisk> {
         self.nodes
             .iter()
             .map(|(&id, node)| match node {
-                Node::Up(m) => (id, m.disk()),
+                Node::Up(m) => (id, m.storage().clone()),
                 Node::Down(d) => (id, d.clone()),
             })
             .collect()
@@ -573,18 +574,9 @@ impl SimCluster {
     pub fn check_invariants(&self) -> Result<(), String> {
         self.invariants.check()?;
         let logs = self
-            .nodes
-            .iter()
-            .map(|(&id, node)| {
-                let raft = match node {
-                    Node::Up(m) => m.raft_storage(),
-                    Node::Down(d) => &d.raft,
-                };
-                (
-                    id,
-                    (member::log_entries(raft), raft.rl().hard_state().commit),
-                )
-            })
+            .disks()
+            .into_iter()
+            .map(|(id, disk)| (id, (disk.log_entries(), disk.hard_state().commit)))
             .collect();
         invariants::check_logs_match(&logs)
     }

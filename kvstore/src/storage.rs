@@ -1,0 +1,208 @@
+//! What a member keeps on disk, behind one small trait.
+//!
+//! An etcd member persists two things:
+//!
+//! - the **Raft log** and **hard state** (term, vote, commit) — its WAL. Raft's safety
+//!   rests on these being durable *before* the member tells anyone about them: a vote
+//!   forgotten in a crash could be cast twice in the same term; an entry acknowledged
+//!   and then lost could vanish from a majority.
+//! - the **key-value store** with the index of the last entry applied to it — its
+//!   backend (bbolt in etcd, where it is called the *consistent index*). The two are
+//!   written in the same batch, so after a crash the member knows exactly which entries
+//!   its store already contains and replays the log from the next one: nothing is
+//!   applied twice, nothing is skipped.
+//!
+//! The store need not be synced to disk at every apply: if the last applies are lost
+//! in a crash, their applied index is lost with them, and the entries are applied again
+//! from the durable log.
+//!
+//! [`Storage`] is that contract. [`MemDisk`] keeps everything in memory (the simulator's
+//! disk: it survives a simulated crash because the simulator keeps it); [`sled`] keeps
+//! it in a sled database in a data directory, for real members. A test runs both side
+//! by side and requires identical answers (`tests/storage_differential.rs`).
+//!
+//! A storage failure (a full disk, an I/O error) is fatal for a member, as in etcd: it
+//! panics with the cause rather than carrying on with state it could not save.
+
+pub mod sled;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::storage::MemStorage;
+use raft::{GetEntriesContext, RaftState};
+
+use crate::membership::ClusterInfo;
+use crate::mvcc::{Mutation, MvccStore, Revision};
+use crate::proto::mvccpb::KeyValue;
+
+/// Everything a [`crate::Member`] persists. Reads come through raft-rs's own
+/// [`raft::Storage`]; the writes are these.
+pub trait Storage: raft::Storage + Clone {
+    /// Appends log entries, first dropping any entries at or after the first new index
+    /// (a new leader overwrote them).
+    fn append(&self, entries: &[Entry]);
+    /// Records term, vote and commit index.
+    fn set_hard_state(&self, hard_state: &HardState);
+    /// Records the commit index alone.
+    fn set_commit(&self, commit: u64);
+    /// Records the cluster configuration.
+    fn set_conf_state(&self, conf_state: &ConfState);
+    /// Makes everything written so far durable. The member calls it once per Ready,
+    /// after writing entries and hard state and before releasing any message.
+    fn sync(&self);
+    /// Records the store's changes and the index of the last entry they cover, as one
+    /// atomic write.
+    fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>);
+    /// Reads the store back and the index of the last entry applied to it.
+    fn load_store(&self) -> (MvccStore, u64);
+
+    /// Every entry in the log.
+    fn log_entries(&self) -> Vec<Entry> {
+        let first = self.first_index().unwrap_or(1);
+        let last = self.last_index().unwrap_or(0);
+        if last < first {
+            return Vec::new();
+        }
+        self.entries(first, last + 1, None, GetEntriesContext::empty(false))
+            .unwrap_or_default()
+    }
+
+    /// The persisted hard state.
+    fn hard_state(&self) -> HardState {
+        self.initial_state()
+            .map(|s| s.hard_state)
+            .unwrap_or_default()
+    }
+}
+
+/// The persisted key-value history of a [`MemDisk`].
+#[derive(Debug, Default)]
+struct MemBackend {
+    revisions: BTreeMap<Revision, (KeyValue, bool)>,
+    compacted: i64,
+    applied_index: u64,
+}
+
+/// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for
+/// the store. Cloning shares it, which is how the simulator keeps a member's disk
+/// across a crash.
+#[derive(Clone)]
+pub struct MemDisk {
+    raft: MemStorage,
+    backend: Arc<Mutex<MemBackend>>,
+}
+
+impl std::fmt::Debug for MemDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemDisk")
+            .field("hard_state", &self.hard_state())
+            .field("applied_index", &self.backend().applied_index)
+            .finish()
+    }
+}
+
+impl MemDisk {
+    /// A fresh data directory for a member of `cluster` (`--initial-cluster-state new`).
+    pub fn new(cluster: &ClusterInfo) -> Self {
+        let conf_state = ConfState::from((cluster.voter_ids(), vec![]));
+        MemDisk {
+            raft: MemStorage::new_with_conf_state(conf_state),
+            backend: Arc::default(),
+        }
+    }
+
+    fn backend(&self) -> std::sync::MutexGuard<'_, MemBackend> {
+        self.backend
+            .lock()
+            .expect("no thread panicked holding the disk")
+    }
+
+    /// The index of the last entry the persisted store covers.
+    pub fn applied_index(&self) -> u64 {
+        self.backend().applied_index
+    }
+}
+
+impl Storage for MemDisk {
+    fn append(&self, entries: &[Entry]) {
+        self.raft.wl().append(entries).expect("append to memory");
+    }
+
+    fn set_hard_state(&self, hard_state: &HardState) {
+        self.raft.wl().set_hardstate(hard_state.clone());
+    }
+
+    fn set_commit(&self, commit: u64) {
+        self.raft.wl().mut_hard_state().set_commit(commit);
+    }
+
+    fn set_conf_state(&self, conf_state: &ConfState) {
+        self.raft.wl().set_conf_state(conf_state.clone());
+    }
+
+    fn sync(&self) {}
+
+    fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
+        let mut backend = self.backend();
+        for mutation in mutations {
+            match mutation {
+                Mutation::Put {
+                    revision,
+                    kv,
+                    tombstone,
+                } => {
+                    backend.revisions.insert(revision, (kv, tombstone));
+                }
+                Mutation::Remove(revision) => {
+                    backend.revisions.remove(&revision);
+                }
+                Mutation::Compacted(at) => backend.compacted = at,
+            }
+        }
+        backend.applied_index = applied_index;
+    }
+
+    fn load_store(&self) -> (MvccStore, u64) {
+        let backend = self.backend();
+        let revisions = backend
+            .revisions
+            .iter()
+            .map(|(r, (kv, t))| (*r, kv.clone(), *t));
+        let store = MvccStore::restore(revisions, backend.compacted);
+        (store, backend.applied_index)
+    }
+}
+
+impl raft::Storage for MemDisk {
+    fn initial_state(&self) -> raft::Result<RaftState> {
+        self.raft.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.raft.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.raft.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.raft.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.raft.last_index()
+    }
+
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        self.raft.snapshot(request_index, to)
+    }
+}

@@ -1,6 +1,6 @@
-//! Compiles `proto/` into Rust structs at build time, in pure Rust: `protox` parses the
-//! .proto files (no system `protoc`), `prost-build` turns the descriptors into code that
-//! lands in OUT_DIR and is included by `src/proto.rs`.
+//! Compiles `proto/` into Rust at build time, in pure Rust: `protox` parses the .proto
+//! files (no system `protoc`), `tonic-prost-build` generates the messages (through
+//! prost) and the gRPC server and client code into OUT_DIR, included by `src/proto.rs`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
@@ -12,6 +12,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(files, ["proto"])?;
-    prost_build::Config::new().compile_fds(descriptors)?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .generate_default_stubs(true)
+        .compile_fds(descriptors)?;
     Ok(())
 }

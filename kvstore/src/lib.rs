@@ -108,6 +108,7 @@ pub mod membership;
 pub mod mvcc;
 pub mod proto;
 pub mod request;
+pub mod server;
 pub mod sim;
 pub mod storage;
 pub mod watch;

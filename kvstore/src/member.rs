@@ -527,7 +527,8 @@ impl<S: Storage> Member<S> {
         Ok(response)
     }
 
-    fn header(&self) -> ResponseHeader {
+    /// A response header as of now: cluster, member, store revision, Raft term.
+    pub fn header(&self) -> ResponseHeader {
         ResponseHeader {
             cluster_id: self.cluster.cluster_id,
             member_id: self.config.id,

@@ -58,6 +58,11 @@ pub trait Storage: raft::Storage + Clone {
     /// Reads the store back and the index of the last entry applied to it.
     fn load_store(&self) -> (MvccStore, u64);
 
+    /// Bytes the data directory takes (etcdctl's "DB SIZE"); 0 where not meaningful.
+    fn size_on_disk(&self) -> u64 {
+        0
+    }
+
     /// Every entry in the log.
     fn log_entries(&self) -> Vec<Entry> {
         let first = self.first_index().unwrap_or(1);

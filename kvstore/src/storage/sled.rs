@@ -204,6 +204,10 @@ impl Storage for SledStorage {
         fatal(self.mvcc.apply_batch(batch), "write the key-value store");
     }
 
+    fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
     fn load_store(&self) -> (MvccStore, u64) {
         let revisions = self.mvcc.scan_prefix([REVISION]).map(|kv| {
             let (key, value) = fatal(kv, "read the key-value store");

@@ -1,0 +1,257 @@
+//! The driver: the one thread that owns a [`Member`] and turns real time and real
+//! messages into calls on it.
+//!
+//! Everything that wants something from the member — a gRPC handler, the peer
+//! transport — sends an [`Event`] down one channel. The driver loop waits for either
+//! the next tick of its timer or the next event, takes every event that is already
+//! queued as well (batching: many requests, one Ready, one fsync), then runs the Ready
+//! loop and distributes what came out: messages to the transport, responses to the
+//! waiting handlers, watch events to the watch streams.
+//!
+//! The driver runs on a thread of its own with a single-threaded tokio runtime, because
+//! the Ready loop does blocking disk I/O (the fsync before messages leave); keeping it
+//! off the gRPC runtime means a slow disk slows this member's Raft, not its sockets.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::transport::Outbound;
+use crate::error::{Error, Result};
+use crate::member::{Member, MemberStatus};
+use crate::proto::etcdserverpb::ResponseHeader;
+use crate::proto::mvccpb;
+use crate::request::{Request, Response};
+use crate::storage::Storage;
+use crate::watch::WatchCreate;
+
+/// A batch of watch events with the header they are sent under.
+#[derive(Debug, Clone)]
+pub struct WatchDelivery {
+    /// Cluster, member, revision and term at delivery.
+    pub header: ResponseHeader,
+    /// The events, oldest first.
+    pub events: Vec<mvccpb::Event>,
+}
+
+/// What the member reports about itself (for `endpoint status`).
+#[derive(Debug, Clone)]
+pub struct StatusReport {
+    /// Role, term, leader, indexes, revision.
+    pub status: MemberStatus,
+    /// A response header as of now.
+    pub header: ResponseHeader,
+    /// Bytes on disk.
+    pub db_size: u64,
+}
+
+/// Something for the member to do.
+pub enum Event {
+    /// A client request; the answer goes back on `reply`.
+    Request {
+        /// What is asked.
+        request: Request,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Response>>,
+    },
+    /// A Raft message from a peer.
+    Peer(raft::eraftpb::Message),
+    /// Open a watch; its events go to `sink` until it is cancelled or `sink` closes.
+    Watch {
+        /// What to watch.
+        create: WatchCreate,
+        /// Where events go.
+        sink: mpsc::UnboundedSender<WatchDelivery>,
+        /// The member's watch ID, or why the watch was refused.
+        reply: oneshot::Sender<Result<i64>>,
+    },
+    /// Close a watch.
+    CancelWatch(i64),
+    /// Report status.
+    Status(oneshot::Sender<StatusReport>),
+    /// Stop: the member and its storage are dropped, as in a clean shutdown.
+    Stop,
+}
+
+/// A cheap, cloneable way to talk to a running member.
+#[derive(Clone)]
+pub struct Handle {
+    events: mpsc::Sender<Event>,
+}
+
+impl Handle {
+    /// Sends a request and waits for its answer (the member enforces the deadline).
+    pub async fn request(&self, request: Request) -> Result<Response> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Event::Request { request, reply }).await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Opens a watch; returns the member's watch ID.
+    pub async fn watch(
+        &self,
+        create: WatchCreate,
+        sink: mpsc::UnboundedSender<WatchDelivery>,
+    ) -> Result<i64> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Event::Watch {
+            create,
+            sink,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Closes a watch.
+    pub async fn cancel_watch(&self, id: i64) {
+        let _ = self.events.send(Event::CancelWatch(id)).await;
+    }
+
+    /// The member's status.
+    pub async fn status(&self) -> Result<StatusReport> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Event::Status(reply)).await?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Asks the member to stop; requests after this fail with `server stopped`.
+    pub async fn stop(&self) {
+        let _ = self.events.send(Event::Stop).await;
+    }
+
+    /// Hands a Raft message from a peer to the member.
+    pub async fn step(&self, message: raft::eraftpb::Message) -> Result<()> {
+        self.send(Event::Peer(message)).await
+    }
+
+    async fn send(&self, event: Event) -> Result<()> {
+        self.events.send(event).await.map_err(|_| Error::Stopped)
+    }
+}
+
+/// Starts the driver thread for `member`, ticking every `tick`. Returns the handle and
+/// the thread (it ends on [`Handle::stop`] or when every [`Handle`] is dropped).
+pub fn spawn<S: Storage + Send + 'static>(
+    member: Member<S>,
+    tick: Duration,
+    outbound: Outbound,
+) -> (Handle, std::thread::JoinHandle<()>) {
+    let (events, inbox) = mpsc::channel(4096);
+    let name = format!("member-{:x}", member.id());
+    let thread = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a tokio runtime for the member");
+            runtime.block_on(run(member, tick, inbox, outbound));
+        })
+        .expect("a thread for the member");
+    (Handle { events }, thread)
+}
+
+/// Request IDs must never repeat, not even across restarts (an old entry replayed at
+/// start-up must not complete a new request). Like etcd, mix the member ID and the
+/// start time into the high bits and count in the low ones.
+fn first_request_id(member_id: u64) -> u64 {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    ((member_id & 0xffff) << 48) | ((millis & 0xff_ffff_ffff) << 8)
+}
+
+async fn run<S: Storage>(
+    mut member: Member<S>,
+    tick: Duration,
+    mut inbox: mpsc::Receiver<Event>,
+    outbound: Outbound,
+) {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_id = first_request_id(member.id());
+    let mut next_watch = 1;
+    let mut waiting: HashMap<u64, oneshot::Sender<Result<Response>>> = HashMap::new();
+    let mut watches: HashMap<i64, mpsc::UnboundedSender<WatchDelivery>> = HashMap::new();
+    loop {
+        let first = tokio::select! {
+            _ = ticker.tick() => {
+                member.tick();
+                None
+            }
+            event = inbox.recv() => match event {
+                Some(event) => Some(event),
+                None => return, // every handle is gone: shut down
+            },
+        };
+        // Take everything already queued: one Ready (and one fsync) for the lot.
+        let queued = std::iter::from_fn(|| inbox.try_recv().ok()).take(1024);
+        for event in first.into_iter().chain(queued.collect::<Vec<_>>()) {
+            match event {
+                Event::Request { request, reply } => {
+                    let id = next_id;
+                    next_id += 1;
+                    match member.request(id, request) {
+                        Ok(()) => {
+                            waiting.insert(id, reply);
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+                Event::Peer(message) => member.step(message),
+                Event::Watch {
+                    create,
+                    sink,
+                    reply,
+                } => {
+                    let id = next_watch;
+                    next_watch += 1;
+                    let result = member.watch(id, create).map(|()| id);
+                    if result.is_ok() {
+                        watches.insert(id, sink);
+                    }
+                    let _ = reply.send(result);
+                }
+                Event::CancelWatch(id) => {
+                    member.cancel_watch(id);
+                    watches.remove(&id);
+                }
+                Event::Stop => return,
+                Event::Status(reply) => {
+                    let _ = reply.send(StatusReport {
+                        status: member.status(),
+                        header: member.header(),
+                        db_size: member.storage().size_on_disk(),
+                    });
+                }
+            }
+        }
+        let ready = member.ready();
+        outbound.send(ready.messages);
+        for done in ready.completions {
+            if let Some(reply) = waiting.remove(&done.id) {
+                let _ = reply.send(done.result); // the client may have gone away
+            }
+        }
+        if !ready.watch_events.is_empty() {
+            let header = member.header();
+            for batch in ready.watch_events {
+                let delivered = watches.get(&batch.watch_id).map(|sink| {
+                    sink.send(WatchDelivery {
+                        header,
+                        events: batch.events,
+                    })
+                });
+                if let Some(Err(_)) = delivered {
+                    // The stream is gone: stop watching for it.
+                    member.cancel_watch(batch.watch_id);
+                    watches.remove(&batch.watch_id);
+                }
+            }
+        }
+    }
+}

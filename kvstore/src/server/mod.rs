@@ -1,0 +1,169 @@
+//! One etcd member as a real server: a data directory, a timer, sockets, and the gRPC
+//! API the real `etcdctl` speaks.
+//!
+//! The deterministic [`Member`] does all the thinking. This module only gives it
+//! real-world edges, each in its own file:
+//!
+//! - [`driver`]: a thread that owns the member, ticks it on a timer (etcd's heartbeat
+//!   interval, 100 ms by default) and runs its Ready loop after every batch of events;
+//! - [`transport`]: Raft messages to and from the peers, over TCP on the peer URL;
+//! - [`grpc`]: etcd's KV, Watch, Cluster and Maintenance services on the client URL.
+//!
+//! [`start`] wires them together; the `etcd` binary (`src/bin/etcd.rs`) is a thin shell
+//! over it with etcd's flags.
+
+pub mod driver;
+pub mod grpc;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::{Error, Result};
+use crate::member::{Member, MemberConfig};
+use crate::membership::ClusterInfo;
+use crate::proto::etcdserverpb::{cluster_server, kv_server, maintenance_server, watch_server};
+use crate::storage::sled::SledStorage;
+pub use driver::Handle;
+use transport::{host_port, Outbound, Tcp};
+
+/// How to run one member (etcd's flags, parsed).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// This member's ID in `cluster`.
+    pub id: u64,
+    /// Every member, with names and URLs.
+    pub cluster: ClusterInfo,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--listen-client-urls` (one address).
+    pub listen_client: String,
+    /// `--listen-peer-urls` (one address).
+    pub listen_peer: String,
+    /// `--heartbeat-interval`: the tick.
+    pub heartbeat: Duration,
+    /// `--election-timeout`, a multiple of the heartbeat.
+    pub election_timeout: Duration,
+    /// How long a request may take before it fails. etcd uses 5 s plus two election
+    /// timeouts; see [`ServerConfig::etcd_request_timeout`].
+    pub request_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// etcd's request timeout for these timings: 5 s plus two election timeouts.
+    pub fn etcd_request_timeout(election_timeout: Duration) -> Duration {
+        Duration::from_secs(5) + 2 * election_timeout
+    }
+}
+
+/// A running member.
+pub struct Server {
+    /// Talks to the member directly.
+    pub handle: Handle,
+    /// Where the gRPC API listens.
+    pub client_addr: SocketAddr,
+    /// Where peers connect.
+    pub peer_addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Stops the member (its data directory is closed and can be opened again) and
+    /// stops serving.
+    pub async fn stop(mut self) {
+        self.handle.stop().await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn io(e: std::io::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+/// Opens the data directory, binds both listeners, starts the member and serves.
+/// Must be called inside a multi-threaded tokio runtime.
+pub async fn start(config: ServerConfig) -> Result<Server> {
+    let peer_listener = TcpListener::bind(host_port(&config.listen_peer)).await.map_err(io)?;
+    let client_listener = TcpListener::bind(host_port(&config.listen_client)).await.map_err(io)?;
+    start_on(config, peer_listener, client_listener).await
+}
+
+/// [`start`] on listeners bound already (tests bind port 0 first, to learn the ports
+/// every member's configuration must name).
+pub async fn start_on(
+    config: ServerConfig,
+    peer_listener: TcpListener,
+    client_listener: TcpListener,
+) -> Result<Server> {
+    let storage = SledStorage::open(&config.data_dir, &config.cluster)?;
+    let ticks = (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
+    let election_tick = ticks.max(2);
+    let member_config = MemberConfig {
+        id: config.id,
+        election_tick,
+        heartbeat_tick: 1,
+        // raft-rs's randomised window [election, 2 * election).
+        min_election_tick: election_tick,
+        max_election_tick: 2 * election_tick,
+        request_timeout_ticks: (config.request_timeout.as_millis()
+            / config.heartbeat.as_millis().max(1)) as u64,
+        read_retry_ticks: (election_tick as u64 / 2).max(1),
+    };
+    let member = Member::start(member_config, config.cluster.clone(), storage);
+
+    let peer_addr = peer_listener.local_addr().map_err(io)?;
+    let client_addr = client_listener.local_addr().map_err(io)?;
+
+    let peers: HashMap<u64, String> = config
+        .cluster
+        .members
+        .iter()
+        .filter(|m| m.id != config.id)
+        .filter_map(|m| Some((m.id, host_port(m.peer_urls.first()?).to_string())))
+        .collect();
+    let outbound = Outbound::start(Arc::new(Tcp), peers);
+    let (handle, thread) = driver::spawn(member, config.heartbeat, outbound);
+
+    let api = grpc::Api::new(handle.clone(), config.cluster.clone());
+    let grpc = tonic::transport::Server::builder()
+        .add_service(kv_server::KvServer::new(api.clone()))
+        .add_service(watch_server::WatchServer::new(api.clone()))
+        .add_service(cluster_server::ClusterServer::new(api.clone()))
+        .add_service(maintenance_server::MaintenanceServer::new(api))
+        .serve_with_incoming(TcpListenerStream::new(client_listener));
+    let tasks = vec![
+        tokio::spawn(transport::serve_peers(peer_listener, handle.clone())),
+        tokio::spawn(async move {
+            if let Err(e) = grpc.await {
+                tracing::error!(error = %e, "the gRPC server stopped");
+            }
+        }),
+    ];
+    Ok(Server {
+        handle,
+        client_addr,
+        peer_addr,
+        tasks,
+        thread: Some(thread),
+    })
+}

@@ -1,0 +1,168 @@
+//! Raft messages between members: length-prefixed protobuf over TCP.
+//!
+//! Each member listens on its peer URL (port 2380 by convention). For every other
+//! member it keeps one outbound connection fed by a queue; a frame is a 4-byte
+//! big-endian length followed by a raft-rs `Message` in protobuf. Raft does not need a
+//! reliable network — it retransmits what matters — so the transport is allowed to be
+//! simple: when a peer is down or its queue is full, messages are dropped, and the
+//! connection is retried.
+//!
+//! Sockets are made through the [`Network`] seam, so the same code can run over an
+//! in-memory network later (the simulator) instead of real TCP.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use super::driver::Handle;
+
+/// A byte stream in either direction.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// A boxed future, as the seam's methods return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where sockets come from: real TCP, or (in the simulator) something else.
+pub trait Network: Send + Sync + 'static {
+    /// Connects to `addr` (`host:port`).
+    fn connect(&self, addr: String) -> BoxFuture<'static, io::Result<Box<dyn Stream>>>;
+}
+
+/// The real network.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tcp;
+
+impl Network for Tcp {
+    fn connect(&self, addr: String) -> BoxFuture<'static, io::Result<Box<dyn Stream>>> {
+        Box::pin(async move {
+            let stream = TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as Box<dyn Stream>)
+        })
+    }
+}
+
+/// `http://10.0.0.11:2380` → `10.0.0.11:2380`.
+pub fn host_port(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.trim_end_matches('/')
+}
+
+/// The largest frame a peer may send (a batch of big entries).
+const MAX_FRAME: usize = 64 * 1024 * 1024;
+
+/// Outbound queues, one per peer.
+#[derive(Clone, Default)]
+pub struct Outbound {
+    peers: HashMap<u64, mpsc::Sender<Message>>,
+}
+
+impl Outbound {
+    /// Starts one sender task per peer (`id → host:port`) on the current runtime.
+    pub fn start(network: std::sync::Arc<dyn Network>, peers: HashMap<u64, String>) -> Self {
+        let mut queues = HashMap::new();
+        for (id, addr) in peers {
+            let (tx, rx) = mpsc::channel(1024);
+            tokio::spawn(send_loop(network.clone(), addr, rx));
+            queues.insert(id, tx);
+        }
+        Outbound { peers: queues }
+    }
+
+    /// Queues messages for their peers; drops what cannot be queued.
+    pub fn send(&self, messages: Vec<Message>) {
+        for message in messages {
+            if let Some(queue) = self.peers.get(&message.to) {
+                let _ = queue.try_send(message);
+            }
+        }
+    }
+}
+
+async fn send_loop(network: std::sync::Arc<dyn Network>, addr: String, mut queue: mpsc::Receiver<Message>) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        let mut stream = match network.connect(addr.clone()).await {
+            Ok(stream) => {
+                backoff = Duration::from_millis(10);
+                stream
+            }
+            Err(_) => {
+                // Drop what piled up while the peer was unreachable: Raft will resend.
+                while queue.try_recv().is_ok() {}
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_millis(500));
+                continue;
+            }
+        };
+        loop {
+            let Some(message) = queue.recv().await else {
+                return; // the member stopped
+            };
+            let Ok(bytes) = message.write_to_bytes() else {
+                continue;
+            };
+            let len = (bytes.len() as u32).to_be_bytes();
+            if stream.write_all(&len).await.is_err() || stream.write_all(&bytes).await.is_err() {
+                break; // reconnect
+            }
+        }
+    }
+}
+
+/// Accepts peer connections on `listener` and hands every message to the member.
+pub async fn serve_peers(listener: TcpListener, member: Handle) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(receive_loop(stream, member.clone()));
+    }
+}
+
+/// Reads frames from one peer connection until it closes or sends garbage.
+pub async fn receive_loop(mut stream: impl Stream, member: Handle) {
+    let mut len = [0u8; 4];
+    loop {
+        if stream.read_exact(&mut len).await.is_err() {
+            return;
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_FRAME {
+            return; // not one of ours
+        }
+        let mut buf = vec![0u8; n];
+        if stream.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        let mut message = Message::default();
+        if message.merge_from_bytes(&buf).is_err() {
+            return;
+        }
+        if member.step(message).await.is_err() {
+            return; // the member stopped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn urls_become_socket_addresses() {
+        assert_eq!(host_port("http://10.0.0.11:2380"), "10.0.0.11:2380");
+        assert_eq!(host_port("https://127.0.0.1:2379/"), "127.0.0.1:2379");
+        assert_eq!(host_port("127.0.0.1:2380"), "127.0.0.1:2380");
+    }
+}

@@ -1,0 +1,184 @@
+//! Three real members on loopback — sled data directories, TCP between them, the gRPC
+//! API — driven through the generated etcd client. Timings are short (10 ms heartbeat)
+//! so elections take a fraction of a second; every wait polls a condition with a
+//! deadline.
+
+use std::time::{Duration, Instant};
+
+use kvstore::proto::etcdserverpb::{
+    kv_client::KvClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
+    watch_request, PutRequest, RangeRequest, StatusRequest, WatchCreateRequest, WatchRequest,
+};
+use kvstore::server::{self, Server, ServerConfig};
+use kvstore::{ClusterInfo, MemberInfo};
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+
+struct Cluster {
+    info: ClusterInfo,
+    dirs: Vec<tempfile::TempDir>,
+    servers: Vec<Option<Server>>,
+}
+
+fn config(info: &ClusterInfo, id: u64, dir: &std::path::Path) -> ServerConfig {
+    let me = info.member(id).expect("a member");
+    ServerConfig {
+        id,
+        cluster: info.clone(),
+        data_dir: dir.to_path_buf(),
+        listen_client: me.client_urls[0].clone(),
+        listen_peer: me.peer_urls[0].clone(),
+        heartbeat: Duration::from_millis(10),
+        election_timeout: Duration::from_millis(100),
+        request_timeout: Duration::from_millis(1500),
+    }
+}
+
+impl Cluster {
+    async fn start(n: u64) -> Cluster {
+        let mut listeners = Vec::new();
+        let mut members = Vec::new();
+        for id in 1..=n {
+            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            members.push(MemberInfo {
+                id,
+                name: format!("etcd{id}"),
+                peer_urls: vec![format!("http://{}", peer.local_addr().unwrap())],
+                client_urls: vec![format!("http://{}", client.local_addr().unwrap())],
+            });
+            listeners.push((peer, client));
+        }
+        let info = ClusterInfo::new(members);
+        let mut dirs = Vec::new();
+        let mut servers = Vec::new();
+        for (i, (peer, client)) in listeners.into_iter().enumerate() {
+            let dir = tempfile::tempdir().unwrap();
+            let cfg = config(&info, i as u64 + 1, dir.path());
+            servers.push(Some(server::start_on(cfg, peer, client).await.unwrap()));
+            dirs.push(dir);
+        }
+        Cluster { info, dirs, servers }
+    }
+
+    fn endpoint(&self, id: u64) -> String {
+        self.info.member(id).unwrap().client_urls[0].clone()
+    }
+
+    async fn kv(&self, id: u64) -> KvClient<Channel> {
+        KvClient::connect(self.endpoint(id)).await.unwrap()
+    }
+
+    async fn stop(&mut self, id: u64) {
+        if let Some(server) = self.servers[id as usize - 1].take() {
+            server.stop().await;
+        }
+    }
+
+    async fn restart(&mut self, id: u64) {
+        let cfg = config(&self.info, id, self.dirs[id as usize - 1].path());
+        let server = server::start(cfg).await.unwrap();
+        self.servers[id as usize - 1] = Some(server);
+    }
+}
+
+fn put(key: &str, value: &str) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+/// Retries a put until it succeeds (the cluster may still be electing) or the deadline.
+async fn put_eventually(kv: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match kv.put(put(key, value)).await {
+            Ok(r) => return r.into_inner().header.unwrap().revision,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
+            }
+            Err(e) => panic!("put never succeeded: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_serve_lose_quorum_and_recover() {
+    let mut cluster = Cluster::start(3).await;
+    let mut kv1 = cluster.kv(1).await;
+    let revision = put_eventually(&mut kv1, "/registry/pods/default/alpine", "{}").await;
+    assert!(revision >= 2);
+
+    // A linearizable read on another member sees it.
+    let mut kv2 = cluster.kv(2).await;
+    let got = kv2
+        .range(RangeRequest {
+            key: b"/registry/pods/default/alpine".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.kvs.len(), 1);
+    assert_eq!(got.header.unwrap().member_id, 2);
+
+    // A watch on member 3 sees a later put made through member 1.
+    let mut watch = WatchClient::connect(cluster.endpoint(3)).await.unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
+            key: b"/registry/pods/".to_vec(),
+            range_end: b"/registry/pods0".to_vec(),
+            ..Default::default()
+        })),
+    })
+    .await
+    .unwrap();
+    let mut stream = watch
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let created = stream.message().await.unwrap().unwrap();
+    assert!(created.created);
+    put_eventually(&mut kv1, "/registry/pods/default/web", "{}").await;
+    let event = stream.message().await.unwrap().unwrap();
+    assert_eq!(event.events[0].kv.as_ref().unwrap().key, b"/registry/pods/default/web");
+
+    // Status names a leader that is a member.
+    let mut maintenance = MaintenanceClient::connect(cluster.endpoint(1)).await.unwrap();
+    let status = maintenance.status(StatusRequest {}).await.unwrap().into_inner();
+    assert!((1..=3).contains(&status.leader), "{status:?}");
+
+    // Two members stop: a put on the last one fails with a timeout, it does not hang.
+    cluster.stop(2).await;
+    cluster.stop(3).await;
+    let started = Instant::now();
+    let err = kv1.put(put("k", "v")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert!(
+        ["etcdserver: request timed out", "etcdserver: no leader", "etcdserver: leader changed"]
+            .contains(&err.message()),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // One comes back from its data directory: a majority again, writes work.
+    cluster.restart(2).await;
+    put_eventually(&mut kv1, "after", "restart").await;
+    let mut kv2 = cluster.kv(2).await;
+    let got = kv2
+        .range(RangeRequest {
+            key: b"/registry/pods/default/alpine".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.kvs.len(), 1, "member 2 kept its data across the restart");
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}

@@ -58,7 +58,11 @@ impl Cluster {
             servers.push(Some(server::start_on(cfg, peer, client).await.unwrap()));
             dirs.push(dir);
         }
-        Cluster { info, dirs, servers }
+        Cluster {
+            info,
+            dirs,
+            servers,
+        }
     }
 
     fn endpoint(&self, id: u64) -> String {
@@ -128,11 +132,13 @@ async fn three_members_serve_lose_quorum_and_recover() {
     let mut watch = WatchClient::connect(cluster.endpoint(3)).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(WatchRequest {
-        request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
-            key: b"/registry/pods/".to_vec(),
-            range_end: b"/registry/pods0".to_vec(),
-            ..Default::default()
-        })),
+        request_union: Some(watch_request::RequestUnion::CreateRequest(
+            WatchCreateRequest {
+                key: b"/registry/pods/".to_vec(),
+                range_end: b"/registry/pods0".to_vec(),
+                ..Default::default()
+            },
+        )),
     })
     .await
     .unwrap();
@@ -145,11 +151,20 @@ async fn three_members_serve_lose_quorum_and_recover() {
     assert!(created.created);
     put_eventually(&mut kv1, "/registry/pods/default/web", "{}").await;
     let event = stream.message().await.unwrap().unwrap();
-    assert_eq!(event.events[0].kv.as_ref().unwrap().key, b"/registry/pods/default/web");
+    assert_eq!(
+        event.events[0].kv.as_ref().unwrap().key,
+        b"/registry/pods/default/web"
+    );
 
     // Status names a leader that is a member.
-    let mut maintenance = MaintenanceClient::connect(cluster.endpoint(1)).await.unwrap();
-    let status = maintenance.status(StatusRequest {}).await.unwrap().into_inner();
+    let mut maintenance = MaintenanceClient::connect(cluster.endpoint(1))
+        .await
+        .unwrap();
+    let status = maintenance
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
     assert!((1..=3).contains(&status.leader), "{status:?}");
 
     // Two members stop: a put on the last one fails with a timeout, it does not hang.
@@ -159,8 +174,12 @@ async fn three_members_serve_lose_quorum_and_recover() {
     let err = kv1.put(put("k", "v")).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable);
     assert!(
-        ["etcdserver: request timed out", "etcdserver: no leader", "etcdserver: leader changed"]
-            .contains(&err.message()),
+        [
+            "etcdserver: request timed out",
+            "etcdserver: no leader",
+            "etcdserver: leader changed"
+        ]
+        .contains(&err.message()),
         "{err}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -177,7 +196,11 @@ async fn three_members_serve_lose_quorum_and_recover() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got.kvs.len(), 1, "member 2 kept its data across the restart");
+    assert_eq!(
+        got.kvs.len(),
+        1,
+        "member 2 kept its data across the restart"
+    );
     for id in 1..=3 {
         cluster.stop(id).await;
     }

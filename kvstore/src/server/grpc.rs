@@ -18,10 +18,10 @@ use crate::error::Error;
 use crate::membership::ClusterInfo;
 use crate::proto::etcdserverpb::{
     cluster_server, kv_server, maintenance_server, watch_request, watch_server, AlarmRequest,
-    AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
-    DeleteRangeResponse, Member, MemberListRequest, MemberListResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, ResponseHeader, StatusRequest, StatusResponse, TxnRequest,
-    TxnResponse, WatchRequest, WatchResponse,
+    AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    Member, MemberListRequest, MemberListResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
+    WatchRequest, WatchResponse,
 };
 use crate::request::{Request, Response};
 use crate::watch::WatchCreate;

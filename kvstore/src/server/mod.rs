@@ -103,8 +103,12 @@ fn io(e: std::io::Error) -> Error {
 /// Opens the data directory, binds both listeners, starts the member and serves.
 /// Must be called inside a multi-threaded tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<Server> {
-    let peer_listener = TcpListener::bind(host_port(&config.listen_peer)).await.map_err(io)?;
-    let client_listener = TcpListener::bind(host_port(&config.listen_client)).await.map_err(io)?;
+    let peer_listener = TcpListener::bind(host_port(&config.listen_peer))
+        .await
+        .map_err(io)?;
+    let client_listener = TcpListener::bind(host_port(&config.listen_client))
+        .await
+        .map_err(io)?;
     start_on(config, peer_listener, client_listener).await
 }
 
@@ -116,7 +120,8 @@ pub async fn start_on(
     client_listener: TcpListener,
 ) -> Result<Server> {
     let storage = SledStorage::open(&config.data_dir, &config.cluster)?;
-    let ticks = (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
+    let ticks =
+        (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
     let election_tick = ticks.max(2);
     let member_config = MemberConfig {
         id: config.id,

@@ -88,7 +88,11 @@ impl Outbound {
     }
 }
 
-async fn send_loop(network: std::sync::Arc<dyn Network>, addr: String, mut queue: mpsc::Receiver<Message>) {
+async fn send_loop(
+    network: std::sync::Arc<dyn Network>,
+    addr: String,
+    mut queue: mpsc::Receiver<Message>,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         let mut stream = match network.connect(addr.clone()).await {

@@ -72,6 +72,56 @@ impl ClusterInfo {
         ClusterInfo::new(members)
     }
 
+    /// Parses etcd's `--initial-cluster etcd1=http://10.0.0.11:2380,etcd2=...` into
+    /// members. IDs are derived from each member's peer URLs and the cluster token, so
+    /// every member computes the same ones (etcd hashes the same inputs with SHA-1; we
+    /// use FNV-1a). Client URLs are not part of `--initial-cluster`; only this member's
+    /// own (`client_urls`) are known here.
+    pub fn parse_initial_cluster(
+        spec: &str,
+        token: &str,
+        me: &str,
+        client_urls: &[String],
+    ) -> Result<Self, String> {
+        let mut by_name: Vec<(String, Vec<String>)> = Vec::new();
+        for part in spec.split(',').filter(|p| !p.is_empty()) {
+            let (name, url) = part
+                .split_once('=')
+                .ok_or_else(|| format!("--initial-cluster: {part:?} is not NAME=URL"))?;
+            if !url.contains("://") {
+                return Err(format!("--initial-cluster: {url:?} is not a URL"));
+            }
+            match by_name.iter_mut().find(|(n, _)| n == name) {
+                Some((_, urls)) => urls.push(url.to_string()),
+                None => by_name.push((name.to_string(), vec![url.to_string()])),
+            }
+        }
+        if !by_name.iter().any(|(n, _)| n == me) {
+            return Err(format!(
+                "--initial-cluster has no member named {me:?} (--name)"
+            ));
+        }
+        let members = by_name
+            .into_iter()
+            .map(|(name, mut peer_urls)| {
+                peer_urls.sort();
+                let id = member_id(&peer_urls, token);
+                let client_urls = if name == me {
+                    client_urls.to_vec()
+                } else {
+                    vec![]
+                };
+                MemberInfo {
+                    id,
+                    name,
+                    peer_urls,
+                    client_urls,
+                }
+            })
+            .collect();
+        Ok(ClusterInfo::new(members))
+    }
+
     /// The Raft IDs of all voting members.
     pub fn voter_ids(&self) -> Vec<u64> {
         self.members.iter().map(|m| m.id).collect()
@@ -89,6 +139,16 @@ impl ClusterInfo {
     }
 }
 
+/// A member's ID from its sorted peer URLs and the cluster token (never 0).
+fn member_id(peer_urls: &[String], token: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in peer_urls.concat().bytes().chain(token.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash.max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +163,32 @@ mod tests {
         assert_eq!(m2.client_urls, vec!["http://10.0.0.12:2379"]);
         assert_eq!(c.quorum(), 2);
         assert_eq!(ClusterInfo::local(5).quorum(), 3);
+    }
+
+    #[test]
+    fn initial_cluster_is_parsed_like_etcd() {
+        let spec =
+            "etcd1=http://10.0.0.11:2380,etcd2=http://10.0.0.12:2380,etcd3=http://10.0.0.13:2380";
+        let mine = vec!["http://10.0.0.12:2379".to_string()];
+        let c = ClusterInfo::parse_initial_cluster(spec, "tok", "etcd2", &mine).unwrap();
+        assert_eq!(c.members.len(), 3);
+        let again = ClusterInfo::parse_initial_cluster(spec, "tok", "etcd1", &[]).unwrap();
+        assert_eq!(
+            c.voter_ids(),
+            again.voter_ids(),
+            "every member derives the same IDs"
+        );
+        assert_eq!(c.cluster_id, again.cluster_id);
+        let other = ClusterInfo::parse_initial_cluster(spec, "other", "etcd1", &[]).unwrap();
+        assert_ne!(
+            other.voter_ids(),
+            c.voter_ids(),
+            "the token changes the IDs"
+        );
+        let etcd2 = c.members.iter().find(|m| m.name == "etcd2").unwrap();
+        assert_eq!(etcd2.client_urls, mine);
+        assert!(ClusterInfo::parse_initial_cluster(spec, "t", "etcd9", &[]).is_err());
+        assert!(ClusterInfo::parse_initial_cluster("etcd1", "t", "etcd1", &[]).is_err());
     }
 
     #[test]

@@ -9,82 +9,10 @@ use kvstore::proto::etcdserverpb::{
     kv_client::KvClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
     watch_request, PutRequest, RangeRequest, StatusRequest, WatchCreateRequest, WatchRequest,
 };
-use kvstore::server::{self, Server, ServerConfig};
-use kvstore::{ClusterInfo, MemberInfo};
-use tokio::net::TcpListener;
 use tonic::transport::Channel;
 
-struct Cluster {
-    info: ClusterInfo,
-    dirs: Vec<tempfile::TempDir>,
-    servers: Vec<Option<Server>>,
-}
-
-fn config(info: &ClusterInfo, id: u64, dir: &std::path::Path) -> ServerConfig {
-    let me = info.member(id).expect("a member");
-    ServerConfig {
-        id,
-        cluster: info.clone(),
-        data_dir: dir.to_path_buf(),
-        listen_client: me.client_urls[0].clone(),
-        listen_peer: me.peer_urls[0].clone(),
-        heartbeat: Duration::from_millis(10),
-        election_timeout: Duration::from_millis(100),
-        request_timeout: Duration::from_millis(1500),
-    }
-}
-
-impl Cluster {
-    async fn start(n: u64) -> Cluster {
-        let mut listeners = Vec::new();
-        let mut members = Vec::new();
-        for id in 1..=n {
-            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            members.push(MemberInfo {
-                id,
-                name: format!("etcd{id}"),
-                peer_urls: vec![format!("http://{}", peer.local_addr().unwrap())],
-                client_urls: vec![format!("http://{}", client.local_addr().unwrap())],
-            });
-            listeners.push((peer, client));
-        }
-        let info = ClusterInfo::new(members);
-        let mut dirs = Vec::new();
-        let mut servers = Vec::new();
-        for (i, (peer, client)) in listeners.into_iter().enumerate() {
-            let dir = tempfile::tempdir().unwrap();
-            let cfg = config(&info, i as u64 + 1, dir.path());
-            servers.push(Some(server::start_on(cfg, peer, client).await.unwrap()));
-            dirs.push(dir);
-        }
-        Cluster {
-            info,
-            dirs,
-            servers,
-        }
-    }
-
-    fn endpoint(&self, id: u64) -> String {
-        self.info.member(id).unwrap().client_urls[0].clone()
-    }
-
-    async fn kv(&self, id: u64) -> KvClient<Channel> {
-        KvClient::connect(self.endpoint(id)).await.unwrap()
-    }
-
-    async fn stop(&mut self, id: u64) {
-        if let Some(server) = self.servers[id as usize - 1].take() {
-            server.stop().await;
-        }
-    }
-
-    async fn restart(&mut self, id: u64) {
-        let cfg = config(&self.info, id, self.dirs[id as usize - 1].path());
-        let server = server::start(cfg).await.unwrap();
-        self.servers[id as usize - 1] = Some(server);
-    }
-}
+mod support;
+use support::Cluster;
 
 fn put(key: &str, value: &str) -> PutRequest {
     PutRequest {

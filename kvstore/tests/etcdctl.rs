@@ -1,0 +1,182 @@
+//! The real `etcdctl` 3.4 (Debian's etcd-client; `scripts/test` installs it) against a
+//! three-member cluster of ours: each command's output must be what etcd would print.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod support;
+use support::Cluster;
+
+/// Runs etcdctl against `endpoint`; returns (exit code, stdout, stderr).
+fn etcdctl(endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    etcdctl_with_input(endpoint, args, "")
+}
+
+fn etcdctl_with_input(endpoint: &str, args: &[&str], input: &str) -> (i32, String, String) {
+    let mut child = Command::new("etcdctl")
+        .arg(format!("--endpoints={endpoint}"))
+        .arg("--command-timeout=4s")
+        .args(args)
+        .env("ETCDCTL_API", "3")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("etcdctl is installed (scripts/test installs Debian's etcd-client)");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(input.as_bytes())
+        .expect("etcdctl reads its input");
+    let out = child.wait_with_output().expect("etcdctl ran");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `etcdctl put` until it succeeds (the cluster may still be electing).
+fn put_eventually(endpoint: &str, key: &str, value: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (code, out, err) = etcdctl(endpoint, &["put", key, value]);
+        if code == 0 {
+            assert_eq!(out, "OK\n");
+            return;
+        }
+        assert!(Instant::now() < deadline, "put never succeeded: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_etcdctl_works_against_our_cluster() {
+    let mut cluster = Cluster::start(3).await;
+    let (e1, e2, e3) = (cluster.addr(1), cluster.addr(2), cluster.addr(3));
+    tokio::task::block_in_place(|| {
+        put_eventually(&e1, "/registry/namespaces/default", "ns");
+        put_eventually(&e1, "/registry/pods/default/alpine", "pod");
+
+        let (code, out, _) = etcdctl(&e2, &["get", "/registry/pods/default/alpine"]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, "/registry/pods/default/alpine\npod\n")
+        );
+
+        // The course's command: every key, keys only (a blank line follows each key).
+        let (_, out, _) = etcdctl(&e3, &["get", "--prefix", "--keys-only", ""]);
+        assert_eq!(
+            out,
+            "/registry/namespaces/default\n\n/registry/pods/default/alpine\n\n"
+        );
+
+        let (_, out, _) = etcdctl(
+            &e3,
+            &["get", "--consistency=s", "/registry/namespaces/default"],
+        );
+        assert_eq!(out, "/registry/namespaces/default\nns\n");
+
+        // A missing key prints nothing and succeeds.
+        assert_eq!(
+            etcdctl(&e1, &["get", "missing"]),
+            (0, String::new(), String::new())
+        );
+
+        // Watch on one member sees a put through another.
+        let mut watch = Command::new("etcdctl")
+            .args([
+                &format!("--endpoints={e3}"),
+                "watch",
+                "--prefix",
+                "/watched/",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl watch starts");
+        let mut lines = BufReader::new(watch.stdout.take().expect("piped")).lines();
+        // The watch is open once a put made after it shows up; retry the put until then.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let seen: Vec<String> = (0..3).map_while(|_| lines.next()?.ok()).collect();
+            let _ = tx.send(seen);
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let seen = loop {
+            put_eventually(&e1, "/watched/a", "1");
+            if let Ok(seen) = rx.recv_timeout(Duration::from_millis(500)) {
+                break seen;
+            }
+            assert!(Instant::now() < deadline, "the watch never saw the put");
+        };
+        let _ = watch.kill();
+        let _ = watch.wait();
+        assert_eq!(seen, ["PUT", "/watched/a", "1"]);
+
+        // An interactive compare-and-swap.
+        let txn = "value(\"/registry/namespaces/default\") = \"ns\"\n\nput /registry/namespaces/default ns2\n\nput failed yes\n\n";
+        let (code, out, _) = etcdctl_with_input(&e2, &["txn"], txn);
+        assert_eq!((code, out.as_str()), (0, "SUCCESS\n\nOK\n"));
+        let (code, out, _) = etcdctl_with_input(&e2, &["txn"], txn);
+        assert_eq!((code, out.as_str()), (0, "FAILURE\n\nOK\n"));
+
+        let (_, out, _) = etcdctl(&e1, &["del", "--prefix", "/watched/"]);
+        assert_eq!(out, "1\n");
+
+        // member list: ID, started, name, peer URLs, client URLs, learner.
+        let (_, out, _) = etcdctl(&e1, &["member", "list"]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "{out}");
+        for id in 1..=3 {
+            let member = cluster.info.member(id).expect("a member");
+            let expected = format!(
+                "{:x}, started, {}, {}, {}, false",
+                member.id, member.name, member.peer_urls[0], member.client_urls[0]
+            );
+            assert!(
+                lines.contains(&expected.as_str()),
+                "{expected:?} not in\n{out}"
+            );
+        }
+        let (_, out, _) = etcdctl(&e1, &["member", "list", "-w", "table"]);
+        assert!(
+            out.contains("| STATUS  | NAME  |") && out.contains("| IS LEARNER |"),
+            "{out}"
+        );
+
+        let (code, out, _) = etcdctl(&e1, &["endpoint", "status"]);
+        assert_eq!(code, 0);
+        assert!(out.starts_with(&format!("{e1}, ")), "{out}");
+        let (code, _, err) = etcdctl(&e1, &["endpoint", "health"]);
+        assert_eq!(code, 0);
+        assert!(
+            err.contains("is healthy: successfully committed proposal"),
+            "{err}"
+        );
+    });
+
+    // Two members stop: a put fails with a timeout error instead of hanging; after one
+    // restarts, puts work again.
+    cluster.stop(2).await;
+    cluster.stop(3).await;
+    tokio::task::block_in_place(|| {
+        let started = Instant::now();
+        let (code, _, err) = etcdctl(&e1, &["put", "k", "v"]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("request timed out")
+                || err.contains("context deadline exceeded")
+                || err.contains("no leader")
+                || err.contains("leader changed"),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    });
+    cluster.restart(2).await;
+    tokio::task::block_in_place(|| put_eventually(&e1, "k", "v"));
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}

@@ -40,8 +40,9 @@ use raft::{RawNode, StateRole};
 use crate::error::{Error, Result};
 use crate::membership::ClusterInfo;
 use crate::mvcc::MvccStore;
+use crate::proto::etcdserverpb::MemberAttributes;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::request::{decode_entry, encode_entry, Request, Response};
+use crate::request::{decode_payload, encode_attributes, encode_entry, Payload, Request, Response};
 use crate::storage::{MemDisk, Storage};
 use crate::watch::{WatchCreate, WatchEvents, Watcher};
 
@@ -67,6 +68,10 @@ pub struct MemberConfig {
     /// A read index that got no answer is asked again after this many ticks (etcd
     /// retries every 500 ms).
     pub read_retry_ticks: u64,
+    /// Announce this member's name and client URLs through Raft once it knows a
+    /// leader, as etcd members do at start, so every member can list every other's
+    /// client URLs. (The simulator's members all know each other already.)
+    pub publish_attributes: bool,
 }
 
 impl MemberConfig {
@@ -81,6 +86,7 @@ impl MemberConfig {
             max_election_tick: 20,
             request_timeout_ticks: 70,
             read_retry_ticks: 5,
+            publish_attributes: false,
         }
     }
 
@@ -208,6 +214,8 @@ pub struct Member<S: Storage = MemDisk> {
     now: u64,
     pending: BTreeMap<u64, Pending>,
     watchers: BTreeMap<i64, Watcher>,
+    /// The term in which this member last proposed its attributes, until they apply.
+    publishing: Option<u64>,
     out: Ready,
 }
 
@@ -231,6 +239,13 @@ impl<S: Storage> Member<S> {
         );
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let (store, applied_index) = storage.load_store();
+        let mut cluster = cluster;
+        for saved in storage.load_members() {
+            if let Some(m) = cluster.members.iter_mut().find(|m| m.id == saved.id) {
+                m.client_urls = saved.client_urls;
+            }
+        }
+        let publishing = config.publish_attributes.then_some(0);
         let raft_config = config.raft_config(applied_index);
         let raft =
             RawNode::new(&raft_config, storage, &logger).expect("a valid raft config and storage");
@@ -243,6 +258,7 @@ impl<S: Storage> Member<S> {
             now: 0,
             pending: BTreeMap::new(),
             watchers: BTreeMap::new(),
+            publishing,
             out: Ready::default(),
         }
     }
@@ -251,6 +267,11 @@ impl<S: Storage> Member<S> {
     /// watchers, unpersisted log entries); what was persisted is handed back.
     pub fn crash(self) -> S {
         self.raft.store().clone()
+    }
+
+    /// The members as this member knows them (with announced client URLs).
+    pub fn cluster(&self) -> &ClusterInfo {
+        &self.cluster
     }
 
     /// This member's Raft ID.
@@ -449,6 +470,7 @@ impl<S: Storage> Member<S> {
         if !self.leader_known() {
             return;
         }
+        self.publish_attributes();
         let waiting: Vec<u64> = self
             .pending
             .iter()
@@ -457,6 +479,27 @@ impl<S: Storage> Member<S> {
             .collect();
         for id in waiting {
             self.dispatch(id);
+        }
+    }
+
+    /// Proposes this member's name and client URLs, once per term until they apply.
+    fn publish_attributes(&mut self) {
+        let term = self.raft.raft.term;
+        if self.publishing.is_none_or(|proposed| proposed >= term) {
+            return;
+        }
+        let me = self.cluster.member(self.config.id).expect("in the cluster");
+        let attributes = MemberAttributes {
+            id: me.id,
+            name: me.name.clone(),
+            client_urls: me.client_urls.clone(),
+        };
+        if self
+            .raft
+            .propose(vec![], encode_attributes(attributes))
+            .is_ok()
+        {
+            self.publishing = Some(term);
         }
     }
 
@@ -587,7 +630,13 @@ impl<S: Storage> Member<S> {
         if entry.data.is_empty() {
             return None; // a new leader's empty entry: commits its term, changes nothing
         }
-        let (id, request) = decode_entry(&entry.data).expect("a log entry we encoded");
+        let (id, request) = match decode_payload(&entry.data).expect("a log entry we encoded") {
+            Payload::Client(id, request) => (id, request),
+            Payload::Attributes(a) => {
+                self.apply_attributes(a);
+                return None;
+            }
+        };
         let (result, events) = self.store.apply(&request);
         if !events.is_empty() {
             for watcher in self.watchers.values_mut() {
@@ -616,6 +665,17 @@ impl<S: Storage> Member<S> {
             self.complete(id, result);
         }
         Some(id)
+    }
+
+    /// Records a member's announced attributes, and persists the member list.
+    fn apply_attributes(&mut self, a: MemberAttributes) {
+        if a.id == self.config.id {
+            self.publishing = None;
+        }
+        if let Some(m) = self.cluster.members.iter_mut().find(|m| m.id == a.id) {
+            m.client_urls = a.client_urls;
+        }
+        self.raft.store().save_members(&self.cluster.members);
     }
 
     /// Once an entry from a later term is applied, a proposal made in an earlier term

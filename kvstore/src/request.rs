@@ -9,8 +9,8 @@ use prost::Message as _;
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
     compare, request_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, InternalRaftRequest, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    RequestOp, ResponseHeader, TxnRequest, TxnResponse,
+    DeleteRangeResponse, InternalRaftRequest, MemberAttributes, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
 };
 
 /// etcd's default `--max-txn-ops`.
@@ -300,10 +300,40 @@ pub fn encode_entry(id: u64, request: &Request) -> Vec<u8> {
     internal.encode_to_vec()
 }
 
-/// Decodes a Raft log entry written by [`encode_entry`]. Entries only ever come from
-/// our own encoder, so a failure here means a corrupted log: the caller panics.
-pub fn decode_entry(data: &[u8]) -> Option<(u64, Request)> {
+/// What a Raft log entry carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// A client request, with the ID its proposer waits on.
+    Client(u64, Request),
+    /// A member announcing its name and client URLs.
+    Attributes(MemberAttributes),
+}
+
+/// Encodes a member's announcement of itself into a Raft log entry.
+pub fn encode_attributes(attributes: MemberAttributes) -> Vec<u8> {
+    InternalRaftRequest {
+        member_attributes: Some(attributes),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+/// Decodes any entry we write. Entries only ever come from our own encoders, so a
+/// failure here means a corrupted log: the caller panics.
+pub fn decode_payload(data: &[u8]) -> Option<Payload> {
     let internal = InternalRaftRequest::decode(data).ok()?;
+    if let Some(attributes) = internal.member_attributes {
+        return Some(Payload::Attributes(attributes));
+    }
+    decode_internal(internal).map(|(id, r)| Payload::Client(id, r))
+}
+
+/// Decodes a client request entry written by [`encode_entry`].
+pub fn decode_entry(data: &[u8]) -> Option<(u64, Request)> {
+    decode_internal(InternalRaftRequest::decode(data).ok()?)
+}
+
+fn decode_internal(internal: InternalRaftRequest) -> Option<(u64, Request)> {
     let request = if let Some(p) = internal.put {
         Request::Put(p)
     } else if let Some(d) = internal.delete_range {

@@ -33,7 +33,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::storage::MemStorage;
 use raft::{GetEntriesContext, RaftState};
 
-use crate::membership::ClusterInfo;
+use crate::membership::{ClusterInfo, MemberInfo};
 use crate::mvcc::{Mutation, MvccStore, Revision};
 use crate::proto::mvccpb::KeyValue;
 
@@ -57,6 +57,11 @@ pub trait Storage: raft::Storage + Clone {
     fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>);
     /// Reads the store back and the index of the last entry applied to it.
     fn load_store(&self) -> (MvccStore, u64);
+
+    /// Records what the members announced about themselves (names, client URLs).
+    fn save_members(&self, members: &[MemberInfo]);
+    /// Reads back what [`Storage::save_members`] saved (empty if nothing yet).
+    fn load_members(&self) -> Vec<MemberInfo>;
 
     /// Bytes the data directory takes (etcdctl's "DB SIZE"); 0 where not meaningful.
     fn size_on_disk(&self) -> u64 {
@@ -88,6 +93,7 @@ struct MemBackend {
     revisions: BTreeMap<Revision, (KeyValue, bool)>,
     compacted: i64,
     applied_index: u64,
+    members: Vec<MemberInfo>,
 }
 
 /// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for
@@ -167,6 +173,14 @@ impl Storage for MemDisk {
             }
         }
         backend.applied_index = applied_index;
+    }
+
+    fn save_members(&self, members: &[MemberInfo]) {
+        self.backend().members = members.to_vec();
+    }
+
+    fn load_members(&self) -> Vec<MemberInfo> {
+        self.backend().members.clone()
     }
 
     fn load_store(&self) -> (MvccStore, u64) {

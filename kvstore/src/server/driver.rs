@@ -44,6 +44,8 @@ pub struct StatusReport {
     pub header: ResponseHeader,
     /// Bytes on disk.
     pub db_size: u64,
+    /// The members as this one knows them (names, announced client URLs).
+    pub members: Vec<crate::membership::MemberInfo>,
 }
 
 /// Something for the member to do.
@@ -226,6 +228,7 @@ async fn run<S: Storage>(
                         status: member.status(),
                         header: member.header(),
                         db_size: member.storage().size_on_disk(),
+                        members: member.cluster().members.clone(),
                     });
                 }
             }

@@ -15,7 +15,6 @@ use tonic::{Code, Request as GrpcRequest, Response as GrpcResponse, Status};
 
 use super::driver::Handle;
 use crate::error::Error;
-use crate::membership::ClusterInfo;
 use crate::proto::etcdserverpb::{
     cluster_server, kv_server, maintenance_server, watch_request, watch_server, AlarmRequest,
     AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
@@ -51,13 +50,12 @@ pub fn to_status(e: Error) -> Status {
 #[derive(Clone)]
 pub struct Api {
     member: Handle,
-    cluster: ClusterInfo,
 }
 
 impl Api {
-    /// Serves `cluster`'s API through `member`.
-    pub fn new(member: Handle, cluster: ClusterInfo) -> Self {
-        Api { member, cluster }
+    /// Serves a member's API through its driver.
+    pub fn new(member: Handle) -> Self {
+        Api { member }
     }
 
     async fn call(&self, request: Request) -> Result<Response, Status> {
@@ -127,8 +125,8 @@ impl cluster_server::Cluster for Api {
         &self,
         _: GrpcRequest<MemberListRequest>,
     ) -> Result<GrpcResponse<MemberListResponse>, Status> {
-        let members = self
-            .cluster
+        let report = self.member.status().await.map_err(to_status)?;
+        let members = report
             .members
             .iter()
             .map(|m| Member {
@@ -139,9 +137,8 @@ impl cluster_server::Cluster for Api {
                 is_learner: false,
             })
             .collect();
-        let header = self.header().await?;
         Ok(GrpcResponse::new(MemberListResponse {
-            header: Some(header),
+            header: Some(report.header),
             members,
         }))
     }

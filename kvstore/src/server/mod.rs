@@ -133,6 +133,7 @@ pub async fn start_on(
         request_timeout_ticks: (config.request_timeout.as_millis()
             / config.heartbeat.as_millis().max(1)) as u64,
         read_retry_ticks: (election_tick as u64 / 2).max(1),
+        publish_attributes: true,
     };
     let member = Member::start(member_config, config.cluster.clone(), storage);
 
@@ -149,7 +150,7 @@ pub async fn start_on(
     let outbound = Outbound::start(Arc::new(Tcp), peers);
     let (handle, thread) = driver::spawn(member, config.heartbeat, outbound);
 
-    let api = grpc::Api::new(handle.clone(), config.cluster.clone());
+    let api = grpc::Api::new(handle.clone());
     let grpc = tonic::transport::Server::builder()
         .add_service(kv_server::KvServer::new(api.clone()))
         .add_service(watch_server::WatchServer::new(api.clone()))

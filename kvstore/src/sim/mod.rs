@@ -159,6 +159,7 @@ impl SimCluster {
             max_election_tick: timeout + 1,
             request_timeout_ticks: self.config.request_timeout_ticks,
             read_retry_ticks: self.config.read_retry_ticks,
+            publish_attributes: false,
         };
         Member::start(config, self.cluster.clone(), disk)
     }

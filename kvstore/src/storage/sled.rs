@@ -7,6 +7,7 @@
 //! | `raft` | `hs`                                  | the hard state (raft-rs protobuf)  |
 //! | `raft` | `cs`                                  | the conf state                     |
 //! | `raft` | `e` + index (8 bytes, big-endian)     | a log entry                        |
+//! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
 //! | `mvcc` | `m/compacted`                         | compaction revision (8 BE)         |
@@ -29,11 +30,13 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::Storage;
 use crate::error::{Error, Result};
-use crate::membership::ClusterInfo;
+use crate::membership::{ClusterInfo, MemberInfo};
 use crate::mvcc::{Mutation, MvccStore, Revision};
+use crate::proto::etcdserverpb::{Member, MemberListResponse};
 use crate::proto::mvccpb::KeyValue;
 
 const HARD_STATE: &[u8] = b"hs";
+const MEMBERS: &[u8] = b"members";
 const CONF_STATE: &[u8] = b"cs";
 const ENTRY: u8 = b'e';
 const REVISION: u8 = b'r';
@@ -202,6 +205,45 @@ impl Storage for SledStorage {
         }
         batch.insert(APPLIED, &applied_index.to_be_bytes());
         fatal(self.mvcc.apply_batch(batch), "write the key-value store");
+    }
+
+    fn save_members(&self, members: &[MemberInfo]) {
+        let list = MemberListResponse {
+            header: None,
+            members: members
+                .iter()
+                .map(|m| Member {
+                    id: m.id,
+                    name: m.name.clone(),
+                    peer_ur_ls: m.peer_urls.clone(),
+                    client_ur_ls: m.client_urls.clone(),
+                    is_learner: false,
+                })
+                .collect(),
+        };
+        fatal(
+            self.raft.insert(MEMBERS, list.encode_to_vec()),
+            "write the members",
+        );
+    }
+
+    fn load_members(&self) -> Vec<MemberInfo> {
+        let Some(bytes) = fatal(self.raft.get(MEMBERS), "read the members") else {
+            return Vec::new();
+        };
+        let list = fatal(
+            MemberListResponse::decode(bytes.as_ref()),
+            "decode the members",
+        );
+        list.members
+            .into_iter()
+            .map(|m| MemberInfo {
+                id: m.id,
+                name: m.name,
+                peer_urls: m.peer_ur_ls,
+                client_urls: m.client_ur_ls,
+            })
+            .collect()
     }
 
     fn size_on_disk(&self) -> u64 {

@@ -15,11 +15,19 @@ pub struct Cluster {
     servers: Vec<Option<Server>>,
 }
 
+/// A member's configuration. Like the real `etcd --initial-cluster`, it names every
+/// member's peer URLs but only its own client URL: the others' arrive through Raft.
 pub fn config(info: &ClusterInfo, id: u64, dir: &std::path::Path) -> ServerConfig {
     let me = info.member(id).expect("a member");
+    let mut cluster = info.clone();
+    for m in &mut cluster.members {
+        if m.id != id {
+            m.client_urls.clear();
+        }
+    }
     ServerConfig {
         id,
-        cluster: info.clone(),
+        cluster,
         data_dir: dir.to_path_buf(),
         listen_client: me.client_urls[0].clone(),
         listen_peer: me.peer_urls[0].clone(),

@@ -55,6 +55,10 @@ pub enum Error {
     /// The caller reused the ID of a request that is still in flight.
     #[error("kvstore: request id {0} is already in flight")]
     DuplicateRequestId(u64),
+    /// A client could not get an answer from any member (connection refused, reset,
+    /// an unexpected status); the text says what happened.
+    #[error("kvstore: unavailable: {0}")]
+    Unavailable(String),
     /// A data directory could not be opened or read.
     #[error("kvstore: storage: {0}")]
     Storage(String),

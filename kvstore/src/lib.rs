@@ -101,6 +101,7 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod error;
 pub mod linearizability;
 pub mod member;

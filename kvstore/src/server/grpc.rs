@@ -31,9 +31,11 @@ pub const API_VERSION: &str = "3.4.0";
 /// etcd's gRPC code for each error; the message is the error's own text.
 pub fn to_status(e: Error) -> Status {
     let code = match e {
-        Error::Timeout | Error::NoLeader | Error::LeaderChanged | Error::Stopped => {
-            Code::Unavailable
-        }
+        Error::Timeout
+        | Error::NoLeader
+        | Error::LeaderChanged
+        | Error::Stopped
+        | Error::Unavailable(_) => Code::Unavailable,
         Error::Compacted { .. } | Error::FutureRevision => Code::OutOfRange,
         Error::EmptyKey
         | Error::KeyNotFound

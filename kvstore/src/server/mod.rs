@@ -70,17 +70,19 @@ pub struct Server {
     pub client_addr: SocketAddr,
     /// Where peers connect.
     pub peer_addr: SocketAddr,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The member's own runtime: its sockets, connections and streams live here, so
+    /// stopping the member closes all of them at once, as a process exit would.
+    runtime: Option<tokio::runtime::Runtime>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    /// Stops the member (its data directory is closed and can be opened again) and
-    /// stops serving.
+    /// Stops the member: every connection and stream closes, and its data directory
+    /// is closed (it can be opened again).
     pub async fn stop(mut self) {
         self.handle.stop().await;
-        for task in &self.tasks {
-            task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -90,8 +92,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
         }
     }
 }
@@ -101,14 +103,10 @@ fn io(e: std::io::Error) -> Error {
 }
 
 /// Opens the data directory, binds both listeners, starts the member and serves.
-/// Must be called inside a multi-threaded tokio runtime.
 pub async fn start(config: ServerConfig) -> Result<Server> {
-    let peer_listener = TcpListener::bind(host_port(&config.listen_peer))
-        .await
-        .map_err(io)?;
-    let client_listener = TcpListener::bind(host_port(&config.listen_client))
-        .await
-        .map_err(io)?;
+    let peer_listener = std::net::TcpListener::bind(host_port(&config.listen_peer)).map_err(io)?;
+    let client_listener =
+        std::net::TcpListener::bind(host_port(&config.listen_client)).map_err(io)?;
     start_on(config, peer_listener, client_listener).await
 }
 
@@ -116,8 +114,8 @@ pub async fn start(config: ServerConfig) -> Result<Server> {
 /// every member's configuration must name).
 pub async fn start_on(
     config: ServerConfig,
-    peer_listener: TcpListener,
-    client_listener: TcpListener,
+    peer_listener: std::net::TcpListener,
+    client_listener: std::net::TcpListener,
 ) -> Result<Server> {
     let storage = SledStorage::open(&config.data_dir, &config.cluster)?;
     let ticks =
@@ -136,10 +134,8 @@ pub async fn start_on(
         publish_attributes: true,
     };
     let member = Member::start(member_config, config.cluster.clone(), storage);
-
     let peer_addr = peer_listener.local_addr().map_err(io)?;
     let client_addr = client_listener.local_addr().map_err(io)?;
-
     let peers: HashMap<u64, String> = config
         .cluster
         .members
@@ -147,6 +143,19 @@ pub async fn start_on(
         .filter(|m| m.id != config.id)
         .filter_map(|m| Some((m.id, host_port(m.peer_urls.first()?).to_string())))
         .collect();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(format!("member-{:x}-io", config.id))
+        .enable_all()
+        .build()
+        .map_err(io)?;
+    let _inside = runtime.enter();
+    for listener in [&peer_listener, &client_listener] {
+        listener.set_nonblocking(true).map_err(io)?;
+    }
+    let peer_listener = TcpListener::from_std(peer_listener).map_err(io)?;
+    let client_listener = TcpListener::from_std(client_listener).map_err(io)?;
     let outbound = Outbound::start(Arc::new(Tcp), peers);
     let (handle, thread) = driver::spawn(member, config.heartbeat, outbound);
 
@@ -157,19 +166,18 @@ pub async fn start_on(
         .add_service(cluster_server::ClusterServer::new(api.clone()))
         .add_service(maintenance_server::MaintenanceServer::new(api))
         .serve_with_incoming(TcpListenerStream::new(client_listener));
-    let tasks = vec![
-        tokio::spawn(transport::serve_peers(peer_listener, handle.clone())),
-        tokio::spawn(async move {
-            if let Err(e) = grpc.await {
-                tracing::error!(error = %e, "the gRPC server stopped");
-            }
-        }),
-    ];
+    runtime.spawn(transport::serve_peers(peer_listener, handle.clone()));
+    runtime.spawn(async move {
+        if let Err(e) = grpc.await {
+            tracing::error!(error = %e, "the gRPC server stopped");
+        }
+    });
+    drop(_inside);
     Ok(Server {
         handle,
         client_addr,
         peer_addr,
-        tasks,
+        runtime: Some(runtime),
         thread: Some(thread),
     })
 }

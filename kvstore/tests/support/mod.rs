@@ -6,7 +6,7 @@ use std::time::Duration;
 use kvstore::proto::etcdserverpb::kv_client::KvClient;
 use kvstore::server::{self, Server, ServerConfig};
 use kvstore::{ClusterInfo, MemberInfo};
-use tokio::net::TcpListener;
+use std::net::TcpListener;
 use tonic::transport::Channel;
 
 pub struct Cluster {
@@ -42,8 +42,8 @@ impl Cluster {
         let mut listeners = Vec::new();
         let mut members = Vec::new();
         for id in 1..=n {
-            let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let client = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = TcpListener::bind("127.0.0.1:0").unwrap();
             members.push(MemberInfo {
                 id,
                 name: format!("etcd{id}"),

@@ -1,0 +1,139 @@
+//! The client library against three real members: failover when the member it uses
+//! goes away, typed errors when the majority is gone.
+
+use std::time::{Duration, Instant};
+
+use kvstore::client::{Client, ClientConfig};
+use kvstore::proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest};
+use kvstore::Error;
+
+mod support;
+use support::Cluster;
+
+fn put(key: &str, value: &str) -> PutRequest {
+    PutRequest {
+        key: key.into(),
+        value: value.into(),
+        ..Default::default()
+    }
+}
+
+fn get(key: &str) -> RangeRequest {
+    RangeRequest {
+        key: key.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_fails_over_and_reports_typed_errors() {
+    let mut cluster = Cluster::start(3).await;
+    let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
+    let mut config = ClientConfig::new(endpoints.clone());
+    config.timeout = Duration::from_secs(10);
+    let mut client = Client::new(config).unwrap();
+
+    client
+        .put(put("/registry/pods/default/alpine", "v1"))
+        .await
+        .unwrap();
+
+    let mut watch = client
+        .watch(WatchCreateRequest {
+            key: b"/registry/pods/".to_vec(),
+            range_end: b"/registry/pods0".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // The member the client uses goes away: the next calls go to another member.
+    let used = endpoints
+        .iter()
+        .position(|e| e == client.current_endpoint())
+        .unwrap() as u64
+        + 1;
+    cluster.stop(used).await;
+    // If it was the leader, a write forwarded to it before the others noticed is lost;
+    // the client hears "leader changed" within about an election timeout (not etcd's
+    // 5-7 s) and, since the outcome is unknown, leaves the retry to us.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let started = Instant::now();
+        match client.put(put("/registry/pods/default/alpine", "v2")).await {
+            Ok(_) => break,
+            Err(Error::LeaderChanged) => assert!(started.elapsed() < Duration::from_secs(2)),
+            Err(e) => panic!("unexpected error after failover: {e:?}"),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no write succeeded after failover"
+        );
+    }
+    assert_ne!(client.current_endpoint(), endpoints[used as usize - 1]);
+    let got = client
+        .range(get("/registry/pods/default/alpine"))
+        .await
+        .unwrap();
+    assert_eq!(got.kvs[0].value, b"v2");
+
+    // The watch was on the stopped member; its stream ends, and a new one resumes
+    // from the next revision without missing anything.
+    let mut last_seen = 0;
+    while let Ok(Some(response)) = watch.message().await {
+        for e in &response.events {
+            last_seen = e.kv.as_ref().unwrap().mod_revision;
+        }
+    }
+    let mut watch = client
+        .watch(WatchCreateRequest {
+            key: b"/registry/pods/".to_vec(),
+            range_end: b"/registry/pods0".to_vec(),
+            start_revision: last_seen + 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let resumed = watch.message().await.unwrap().unwrap();
+    let values: Vec<&[u8]> = resumed
+        .events
+        .iter()
+        .map(|e| e.kv.as_ref().unwrap().value.as_slice())
+        .collect();
+    assert!(values.contains(&b"v2".as_slice()), "{values:?}");
+
+    // A second member stops: no majority. Writes fail with a typed error, in time.
+    let second = (1..=3)
+        .find(|&id| id != used && cluster.endpoint(id) != client.current_endpoint())
+        .unwrap();
+    cluster.stop(second).await;
+    let mut config = ClientConfig::new(endpoints);
+    config.timeout = Duration::from_secs(4);
+    let mut client = Client::new(config).unwrap();
+    let started = Instant::now();
+    let err = client.put(put("k", "v")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Timeout | Error::NoLeader | Error::LeaderChanged),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+    // Serializable reads still work from the surviving member.
+    let mut local = get("/registry/pods/default/alpine");
+    local.serializable = true;
+    assert_eq!(client.range(local).await.unwrap().kvs[0].value, b"v2");
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}
+
+#[test]
+fn errors_decode_from_etcd_messages() {
+    use kvstore::client::from_status;
+    let timeout = tonic::Status::unavailable("etcdserver: request timed out");
+    assert_eq!(from_status(&timeout), Error::Timeout);
+    let compacted =
+        tonic::Status::out_of_range("etcdserver: mvcc: required revision has been compacted");
+    assert!(matches!(from_status(&compacted), Error::Compacted { .. }));
+    let refused = tonic::Status::unavailable("tcp connect error: Connection refused");
+    assert!(matches!(from_status(&refused), Error::Unavailable(_)));
+}

@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
     kv_client::KvClient, maintenance_client::MaintenanceClient, watch_client::WatchClient,
     watch_request, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    PutRequest, PutResponse, RangeRequest, RangeResponse, StatusRequest, StatusResponse,
-    TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
+    PutRequest, PutResponse, RangeRequest, RangeResponse, SnapshotRequest, StatusRequest,
+    StatusResponse, TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest, WatchResponse,
 };
 
 /// Decodes an etcd gRPC status into the crate's error: the message says which.
@@ -244,6 +244,23 @@ impl Client {
                     .await?
                     .into_inner())
             }
+        })
+        .await
+    }
+
+    /// Downloads a snapshot of one member's store: the body and its SHA-256 trailer,
+    /// exactly the bytes `etcdctl snapshot save` writes.
+    pub async fn snapshot(&mut self) -> Result<Vec<u8>> {
+        self.with_failover(retry_read, |channel, _| async move {
+            let mut stream = MaintenanceClient::new(channel)
+                .snapshot(SnapshotRequest {})
+                .await?
+                .into_inner();
+            let mut bytes = Vec::new();
+            while let Some(part) = stream.message().await? {
+                bytes.extend(part.blob);
+            }
+            Ok(bytes)
         })
         .await
     }

@@ -59,6 +59,9 @@ pub enum Error {
     /// an unexpected status); the text says what happened.
     #[error("kvstore: unavailable: {0}")]
     Unavailable(String),
+    /// A snapshot file is not one of ours, or is damaged.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// A data directory could not be opened or read.
     #[error("kvstore: storage: {0}")]
     Storage(String),

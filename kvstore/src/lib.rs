@@ -111,6 +111,7 @@ pub mod proto;
 pub mod request;
 pub mod server;
 pub mod sim;
+pub mod snapshot;
 pub mod storage;
 pub mod watch;
 

@@ -158,6 +158,11 @@ impl MvccStore {
         store
     }
 
+    /// Every retained change in revision order: what a snapshot carries.
+    pub fn stored(&self) -> impl Iterator<Item = (Revision, &KeyValue, bool)> + '_ {
+        self.revs.iter().map(|(r, s)| (*r, &s.kv, s.tombstone))
+    }
+
     /// Takes the changes made since the last call, for storage to persist.
     pub fn take_mutations(&mut self) -> Vec<Mutation> {
         std::mem::take(&mut self.unsaved)

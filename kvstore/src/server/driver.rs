@@ -72,6 +72,8 @@ pub enum Event {
     CancelWatch(i64),
     /// Report status.
     Status(oneshot::Sender<StatusReport>),
+    /// Serialise the applied store as a snapshot file.
+    Snapshot(oneshot::Sender<Vec<u8>>),
     /// Stop: the member and its storage are dropped, as in a clean shutdown.
     Stop,
 }
@@ -115,6 +117,13 @@ impl Handle {
     pub async fn status(&self) -> Result<StatusReport> {
         let (reply, answer) = oneshot::channel();
         self.send(Event::Status(reply)).await?;
+        answer.await.map_err(|_| Error::Stopped)
+    }
+
+    /// The member's store as a snapshot file (see [`crate::snapshot`]).
+    pub async fn snapshot(&self) -> Result<Vec<u8>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Event::Snapshot(reply)).await?;
         answer.await.map_err(|_| Error::Stopped)
     }
 
@@ -223,6 +232,9 @@ async fn run<S: Storage>(
                     watches.remove(&id);
                 }
                 Event::Stop => return,
+                Event::Snapshot(reply) => {
+                    let _ = reply.send(crate::snapshot::encode(member.store()));
+                }
                 Event::Status(reply) => {
                     let _ = reply.send(StatusReport {
                         status: member.status(),

@@ -77,12 +77,17 @@
 //!
 //! ## How this crate is built
 //!
-//! Everything here is deterministic: no clock, no thread, no socket, no unseeded
-//! randomness. A [`Member`] moves only when told to (`tick`, `step`, `request`,
-//! `ready`), which makes it possible to test Raft's hardest cases — crashes,
-//! partitions, lost messages — exactly and repeatably with [`sim::SimCluster`], and to
-//! check every recorded history with the [`linearizability`] checker. The async
-//! server and the gRPC API `etcdctl` speaks will wrap this core.
+//! The core is deterministic: no clock, no thread, no socket, no unseeded randomness.
+//! A [`Member`] moves only when told to (`tick`, `step`, `request`, `ready`), which
+//! makes it possible to test Raft's hardest cases — crashes, partitions, lost messages
+//! — exactly and repeatably with [`sim::SimCluster`], and to check every recorded
+//! history with the [`linearizability`] checker.
+//!
+//! Around it, thin edges make it a real etcd member ([`server`]): a thread that ticks
+//! it on a timer and runs its Ready loop, Raft messages over TCP, and etcd's v3 gRPC
+//! API, so the real `etcdctl` works against it (`src/bin/etcd.rs` has etcd's flags).
+//! [`client`] is the other side: a client with failover, as kube-apiserver's
+//! `--etcd-servers`. [`snapshot`] backs a store up and restores it.
 //!
 //! ## Read next
 //!
@@ -92,12 +97,14 @@
 //!    claim above.
 //! 4. [`linearizability`] — how a history is checked.
 //! 5. [`storage`] — what survives a crash, in memory and in sled.
+//! 6. [`server`] — the member as a process: driver, transport, gRPC; then [`client`]
+//!    and [`snapshot`].
 //!
 //! ## Left out (for now)
 //!
-//! Leases, auth, membership changes (`member add/remove`), Raft log compaction and
-//! snapshots, the gRPC API and the async driver. The first few arrive with the
-//! etcd-member issue; auth never will.
+//! Leases (next), auth, TLS, membership changes (`member add/remove`), and Raft log
+//! compaction (so raft snapshots for lagging members: every member keeps its whole
+//! log for now). Auth and TLS never will; the rest may.
 
 #![warn(missing_docs)]
 

@@ -43,6 +43,7 @@ pub fn from_status(status: &Status) -> Error {
         Error::DuplicateKey,
         Error::TooManyOps,
         Error::LeaseNotFound,
+        Error::LeaseExists,
         Error::Stopped,
     ];
     if let Some(e) = known.into_iter().find(|e| e.to_string() == message) {

@@ -49,9 +49,12 @@ pub enum Error {
     /// A transaction has more operations than a member accepts.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,
-    /// Leases arrive with the gRPC server; until then a lease ID is refused.
+    /// The lease does not exist (never granted, revoked or expired).
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
+    /// A lease with this ID exists already.
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
     /// The caller reused the ID of a request that is still in flight.
     #[error("kvstore: request id {0} is already in flight")]
     DuplicateRequestId(u64),

@@ -52,6 +52,9 @@
 //! replay every change since — that is how Kubernetes informers catch up after a broken
 //! connection. `resourceVersion` in every Kubernetes object is exactly this revision.
 //! History is dropped by **compaction**; reading a compacted revision is an error.
+//! Keys can hang on a **lease**, a time limit the leader enforces: when nobody keeps
+//! the lease alive, it is revoked and its keys are deleted (`mvcc/lease.rs`,
+//! `member/lessor.rs`).
 //!
 //! ## Reads: linearizable or serializable
 //!
@@ -102,9 +105,9 @@
 //!
 //! ## Left out (for now)
 //!
-//! Leases (next), auth, TLS, membership changes (`member add/remove`), and Raft log
-//! compaction (so raft snapshots for lagging members: every member keeps its whole
-//! log for now). Auth and TLS never will; the rest may.
+//! Auth, TLS, membership changes (`member add/remove`), and Raft log compaction (so
+//! raft snapshots for lagging members: every member keeps its whole log for now).
+//! Auth and TLS never will; the rest may.
 
 #![warn(missing_docs)]
 

@@ -72,6 +72,8 @@ pub struct MemberConfig {
     /// leader, as etcd members do at start, so every member can list every other's
     /// client URLs. (The simulator's members all know each other already.)
     pub publish_attributes: bool,
+    /// Ticks in one second of lease time (etcd: 10, one per 100 ms heartbeat).
+    pub ticks_per_second: u64,
 }
 
 impl MemberConfig {
@@ -87,6 +89,7 @@ impl MemberConfig {
             request_timeout_ticks: 70,
             read_retry_ticks: 5,
             publish_attributes: false,
+            ticks_per_second: 10,
         }
     }
 
@@ -216,6 +219,8 @@ pub struct Member<S: Storage = MemDisk> {
     watchers: BTreeMap<i64, Watcher>,
     /// The term in which this member last proposed its attributes, until they apply.
     publishing: Option<u64>,
+    /// Lease deadlines (acted on by the leader).
+    lessor: lessor::Lessor,
     out: Ready,
 }
 
@@ -259,6 +264,7 @@ impl<S: Storage> Member<S> {
             pending: BTreeMap::new(),
             watchers: BTreeMap::new(),
             publishing,
+            lessor: lessor::Lessor::default(),
             out: Ready::default(),
         }
     }
@@ -310,6 +316,7 @@ impl<S: Storage> Member<S> {
     pub fn tick(&mut self) {
         self.now += 1;
         self.raft.tick();
+        self.expire_leases();
         let now = self.now;
         let leader_known = self.leader_known();
         let mut expired = Vec::new();
@@ -350,8 +357,11 @@ impl<S: Storage> Member<S> {
 
     /// Accepts a client request. Invalid requests are refused at once; everything else
     /// completes later through [`Member::ready`], at the latest by its deadline.
-    pub fn request(&mut self, id: u64, request: Request) -> Result<()> {
+    pub fn request(&mut self, id: u64, mut request: Request) -> Result<()> {
         request.validate()?;
+        if let Request::LeaseGrant(grant) = &mut request {
+            self.prepare_lease_grant(id, grant);
+        }
         if self.pending.contains_key(&id) {
             return Err(Error::DuplicateRequestId(id));
         }
@@ -562,10 +572,18 @@ impl<S: Storage> Member<S> {
     }
 
     fn serve_read(&self, request: &Request) -> Result<Response> {
-        let Request::Range(range) = request else {
-            unreachable!("only ranges are served as reads")
+        let mut response = match request {
+            Request::Range(range) => Response::Range(self.store.range(range)?),
+            Request::LeaseTimeToLive(t) => {
+                let mut answer = self.store.time_to_live(t);
+                if answer.ttl >= 0 {
+                    answer.ttl = self.remaining_ttl(t.id, answer.granted_ttl);
+                }
+                Response::LeaseTimeToLive(answer)
+            }
+            Request::LeaseLeases(_) => Response::LeaseLeases(self.store.lease_list()),
+            _ => unreachable!("only reads are served as reads"),
         };
-        let mut response = Response::Range(self.store.range(range)?);
         response.set_header(self.header());
         Ok(response)
     }
@@ -638,6 +656,7 @@ impl<S: Storage> Member<S> {
             }
         };
         let (result, events) = self.store.apply(&request);
+        self.on_lease_applied(&request, result.is_ok());
         if !events.is_empty() {
             for watcher in self.watchers.values_mut() {
                 let mine = watcher.filter(&events);
@@ -706,5 +725,6 @@ fn decode<M: protobuf::Message>(data: &[u8]) -> M {
     message
 }
 
+mod lessor;
 #[cfg(test)]
 mod tests;

@@ -45,6 +45,7 @@
 //! Transactions — and every write, which is just a one-operation transaction — live in
 //! `mvcc/txn.rs`.
 
+mod lease;
 mod txn;
 
 use std::collections::BTreeMap;
@@ -92,6 +93,15 @@ pub enum Mutation {
     Remove(Revision),
     /// The store was compacted at this revision.
     Compacted(i64),
+    /// A lease was granted with this TTL (seconds).
+    LeaseGranted {
+        /// The lease.
+        id: i64,
+        /// Its granted time to live.
+        ttl: i64,
+    },
+    /// A lease was revoked (or expired).
+    LeaseRevoked(i64),
 }
 
 /// The key-value state machine every member applies the Raft log to.
@@ -107,6 +117,8 @@ pub struct MvccStore {
     compacted: i64,
     /// Changes not yet handed to storage (see [`MvccStore::take_mutations`]).
     unsaved: Vec<Mutation>,
+    /// Leases and the keys attached to them.
+    leases: lease::Leases,
 }
 
 /// Whether `k` lies in etcd's range `[key, range_end)`: an empty `range_end` means just
@@ -134,7 +146,24 @@ impl MvccStore {
             current: 1,
             compacted: 0,
             unsaved: Vec::new(),
+            leases: lease::Leases::default(),
         }
+    }
+
+    /// Adds persisted leases (ID, TTL) to a restored store, and re-derives which live
+    /// keys are attached to which lease.
+    pub fn with_leases(mut self, leases: impl IntoIterator<Item = (i64, i64)>) -> Self {
+        self.leases.ttl = leases.into_iter().collect();
+        let now = self.current_revision();
+        let live: Vec<KeyValue> = self
+            .index
+            .keys()
+            .filter_map(|k| self.visible(k, now).cloned())
+            .collect();
+        for kv in live {
+            self.leases.reattach(&kv.key, None, Some(&kv));
+        }
+        self
     }
 
     /// Rebuilds a store from its persisted history: every stored revision (any order)
@@ -248,6 +277,18 @@ impl MvccStore {
         match req {
             Request::Range(r) => (self.range(r).map(Response::Range), vec![]),
             Request::Compact(c) => (self.compact(c).map(Response::Compact), vec![]),
+            Request::LeaseGrant(g) => (self.grant(g).map(Response::LeaseGrant), vec![]),
+            Request::LeaseRevoke(r) => match self.revoke(r) {
+                Ok((response, events)) => (Ok(Response::LeaseRevoke(response)), events),
+                Err(e) => (Err(e), vec![]),
+            },
+            Request::LeaseKeepAlive(k) => {
+                (self.keep_alive(k.id).map(Response::LeaseKeepAlive), vec![])
+            }
+            Request::LeaseTimeToLive(t) => {
+                (Ok(Response::LeaseTimeToLive(self.time_to_live(t))), vec![])
+            }
+            Request::LeaseLeases(_) => (Ok(Response::LeaseLeases(self.lease_list())), vec![]),
             Request::Put(_) | Request::DeleteRange(_) | Request::Txn(_) => {
                 let mut tx = txn::Tx::new(self);
                 match tx.execute(req) {
@@ -286,6 +327,8 @@ impl MvccStore {
                     EventType::Delete,
                 ),
             };
+            let new = (!tombstone).then_some(&kv);
+            self.leases.reattach(&change.key, change.prev.as_ref(), new);
             events.push(Event {
                 r#type: kind as i32,
                 kv: Some(kv.clone()),
@@ -380,6 +423,10 @@ impl MvccStore {
         let mut h = Fnv::default();
         h.write(&self.current_revision().to_be_bytes());
         h.write(&self.compacted.to_be_bytes());
+        for (id, ttl) in self.leases() {
+            h.write(&id.to_be_bytes());
+            h.write(&ttl.to_be_bytes());
+        }
         let now = self.current_revision();
         for key in self.index.keys() {
             if let Some(kv) = self.visible(key, now) {

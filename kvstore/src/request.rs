@@ -9,8 +9,11 @@ use prost::Message as _;
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
     compare, request_op, CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest,
-    DeleteRangeResponse, InternalRaftRequest, MemberAttributes, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, RequestOp, ResponseHeader, TxnRequest, TxnResponse,
+    DeleteRangeResponse, InternalRaftRequest, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    MemberAttributes, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, TxnRequest, TxnResponse,
 };
 
 /// etcd's default `--max-txn-ops`.
@@ -29,6 +32,16 @@ pub enum Request {
     Txn(TxnRequest),
     /// Drop history older than a revision.
     Compact(CompactionRequest),
+    /// Create a lease: keys attached to it vanish when it expires or is revoked.
+    LeaseGrant(LeaseGrantRequest),
+    /// End a lease now, deleting its keys.
+    LeaseRevoke(LeaseRevokeRequest),
+    /// Renew a lease for another TTL.
+    LeaseKeepAlive(LeaseKeepAliveRequest),
+    /// How long a lease has left (a local read).
+    LeaseTimeToLive(LeaseTimeToLiveRequest),
+    /// Every lease (a local read).
+    LeaseLeases(LeaseLeasesRequest),
 }
 
 /// The answer to a [`Request`], same variant.
@@ -44,12 +57,23 @@ pub enum Response {
     Txn(TxnResponse),
     /// Answer to [`Request::Compact`].
     Compact(CompactionResponse),
+    /// Answer to [`Request::LeaseGrant`].
+    LeaseGrant(LeaseGrantResponse),
+    /// Answer to [`Request::LeaseRevoke`].
+    LeaseRevoke(LeaseRevokeResponse),
+    /// Answer to [`Request::LeaseKeepAlive`].
+    LeaseKeepAlive(LeaseKeepAliveResponse),
+    /// Answer to [`Request::LeaseTimeToLive`].
+    LeaseTimeToLive(LeaseTimeToLiveResponse),
+    /// Answer to [`Request::LeaseLeases`].
+    LeaseLeases(LeaseLeasesResponse),
 }
 
 impl Request {
     /// A read that may be served from this member's local state, without Raft.
     pub fn is_serializable_read(&self) -> bool {
         matches!(self, Request::Range(r) if r.serializable)
+            || matches!(self, Request::LeaseTimeToLive(_) | Request::LeaseLeases(_))
     }
 
     /// A read that needs no log entry (served through ReadIndex or locally).
@@ -65,7 +89,12 @@ impl Request {
             Request::Put(p) => validate_put(p),
             Request::DeleteRange(d) => validate_key(&d.key),
             Request::Txn(t) => validate_txn(t),
-            Request::Compact(_) => Ok(()),
+            Request::Compact(_)
+            | Request::LeaseGrant(_)
+            | Request::LeaseRevoke(_)
+            | Request::LeaseKeepAlive(_)
+            | Request::LeaseTimeToLive(_)
+            | Request::LeaseLeases(_) => Ok(()),
         }
     }
 }
@@ -189,6 +218,11 @@ impl Response {
             Response::DeleteRange(r) => r.header.as_ref(),
             Response::Txn(r) => r.header.as_ref(),
             Response::Compact(r) => r.header.as_ref(),
+            Response::LeaseGrant(r) => r.header.as_ref(),
+            Response::LeaseRevoke(r) => r.header.as_ref(),
+            Response::LeaseKeepAlive(r) => r.header.as_ref(),
+            Response::LeaseTimeToLive(r) => r.header.as_ref(),
+            Response::LeaseLeases(r) => r.header.as_ref(),
         }
     }
 
@@ -200,6 +234,11 @@ impl Response {
             Response::DeleteRange(r) => &mut r.header,
             Response::Txn(r) => &mut r.header,
             Response::Compact(r) => &mut r.header,
+            Response::LeaseGrant(r) => &mut r.header,
+            Response::LeaseRevoke(r) => &mut r.header,
+            Response::LeaseKeepAlive(r) => &mut r.header,
+            Response::LeaseTimeToLive(r) => &mut r.header,
+            Response::LeaseLeases(r) => &mut r.header,
         };
         *slot = Some(header);
     }
@@ -216,9 +255,6 @@ fn validate_put(p: &PutRequest) -> Result<()> {
     validate_key(&p.key)?;
     if p.ignore_value && !p.value.is_empty() {
         return Err(Error::ValueProvided);
-    }
-    if p.lease != 0 {
-        return Err(Error::LeaseNotFound);
     }
     Ok(())
 }
@@ -296,6 +332,11 @@ pub fn encode_entry(id: u64, request: &Request) -> Vec<u8> {
         Request::DeleteRange(d) => internal.delete_range = Some(d),
         Request::Txn(t) => internal.txn = Some(t),
         Request::Compact(c) => internal.compaction = Some(c),
+        Request::LeaseGrant(g) => internal.lease_grant = Some(g),
+        Request::LeaseRevoke(r) => internal.lease_revoke = Some(r),
+        Request::LeaseKeepAlive(k) => internal.lease_keep_alive = Some(k),
+        // Local reads never enter the log.
+        Request::LeaseTimeToLive(_) | Request::LeaseLeases(_) => {}
     }
     internal.encode_to_vec()
 }
@@ -342,6 +383,12 @@ fn decode_internal(internal: InternalRaftRequest) -> Option<(u64, Request)> {
         Request::Txn(t)
     } else if let Some(c) = internal.compaction {
         Request::Compact(c)
+    } else if let Some(g) = internal.lease_grant {
+        Request::LeaseGrant(g)
+    } else if let Some(r) = internal.lease_revoke {
+        Request::LeaseRevoke(r)
+    } else if let Some(k) = internal.lease_keep_alive {
+        Request::LeaseKeepAlive(k)
     } else if let Some(r) = internal.range {
         Request::Range(r)
     } else {

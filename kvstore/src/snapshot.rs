@@ -9,9 +9,10 @@
 //! body:     "MPSNAP01"                       8-byte magic and format version
 //!           revision, compact revision       8 bytes each, big-endian
 //!           record count                     8 bytes
+//!           hash of what follows             4 bytes: FNV-1a-32, what `status` prints
 //!           records, in revision order:      main (8), sub (8), tombstone (1),
 //!                                            length (4), mvccpb.KeyValue (length)
-//!           hash of the records              4 bytes: FNV-1a-32, what `status` prints
+//!           leases:                          count (8), then ID (8) + TTL (8) each
 //! padding:  zeros up to a multiple of 512
 //! trailer:  SHA-256 of body + padding        32 bytes
 //! ```
@@ -73,6 +74,12 @@ pub fn encode(store: &MvccStore) -> Vec<u8> {
         records.extend((bytes.len() as u32).to_be_bytes());
         records.extend(bytes);
         count += 1;
+    }
+    let leases: Vec<(i64, i64)> = store.leases().collect();
+    records.extend((leases.len() as u64).to_be_bytes());
+    for (id, ttl) in leases {
+        records.extend(id.to_be_bytes());
+        records.extend(ttl.to_be_bytes());
     }
     let mut out = Vec::with_capacity(records.len() + 64 + BLOCK);
     out.extend(MAGIC);
@@ -155,10 +162,15 @@ pub fn decode(bytes: &[u8]) -> Result<(MvccStore, SnapshotStatus)> {
             .map_err(|e| Error::Snapshot(format!("a damaged record: {e}")))?;
         revisions.push((Revision { main, sub }, kv, tombstone));
     }
+    let lease_count = r.u64()?;
+    let mut leases = Vec::new();
+    for _ in 0..lease_count {
+        leases.push((r.i64()?, r.i64()?));
+    }
     if fnv32(&body[records_start..r.at]) != hash {
         return Err(Error::Snapshot("the record hash does not match".into()));
     }
-    let store = MvccStore::restore(revisions, compacted);
+    let store = MvccStore::restore(revisions, compacted).with_leases(leases);
     if store.current_revision() != revision.max(1) {
         return Err(Error::Snapshot(format!(
             "records end at revision {}, the header says {revision}",
@@ -205,6 +217,11 @@ pub fn restore(bytes: &[u8], data_dir: &Path, cluster: &ClusterInfo) -> Result<S
     if store.compact_revision() > 0 {
         mutations.push(Mutation::Compacted(store.compact_revision()));
     }
+    mutations.extend(
+        store
+            .leases()
+            .map(|(id, ttl)| Mutation::LeaseGranted { id, ttl }),
+    );
     // Applied index 0: the new cluster's log starts empty, above this store.
     storage.save_applied(0, mutations);
     storage.save_members(&cluster.members);

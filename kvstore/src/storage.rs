@@ -94,6 +94,7 @@ struct MemBackend {
     compacted: i64,
     applied_index: u64,
     members: Vec<MemberInfo>,
+    leases: BTreeMap<i64, i64>,
 }
 
 /// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for
@@ -170,6 +171,12 @@ impl Storage for MemDisk {
                     backend.revisions.remove(&revision);
                 }
                 Mutation::Compacted(at) => backend.compacted = at,
+                Mutation::LeaseGranted { id, ttl } => {
+                    backend.leases.insert(id, ttl);
+                }
+                Mutation::LeaseRevoked(id) => {
+                    backend.leases.remove(&id);
+                }
             }
         }
         backend.applied_index = applied_index;
@@ -189,7 +196,8 @@ impl Storage for MemDisk {
             .revisions
             .iter()
             .map(|(r, (kv, t))| (*r, kv.clone(), *t));
-        let store = MvccStore::restore(revisions, backend.compacted);
+        let store = MvccStore::restore(revisions, backend.compacted)
+            .with_leases(backend.leases.iter().map(|(&id, &ttl)| (id, ttl)));
         (store, backend.applied_index)
     }
 }

@@ -201,3 +201,60 @@ async fn real_etcdctl_works_against_our_cluster() {
         cluster.stop(id).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_etcdctl_leases() {
+    let mut cluster = Cluster::start(3).await;
+    let (e1, e2) = (cluster.addr(1), cluster.addr(2));
+    tokio::task::block_in_place(|| {
+        put_eventually(&e1, "warm", "up");
+        let (code, out, _) = etcdctl(&e1, &["lease", "grant", "60"]);
+        assert_eq!(code, 0);
+        // "lease 0d34a210b0a43d00 granted with TTL(60s)"
+        let id = out.split_whitespace().nth(1).expect("an ID").to_string();
+        assert_eq!(out, format!("lease {id} granted with TTL(60s)\n"));
+        let (_, out, _) = etcdctl(&e1, &["put", &format!("--lease={id}"), "/leased", "v"]);
+        assert_eq!(out, "OK\n");
+        let (_, out, _) = etcdctl(&e2, &["lease", "timetolive", &id, "--keys"]);
+        assert!(
+            out.starts_with(&format!("lease {id} granted with TTL(60s), remaining("))
+                && out.ends_with("attached keys([/leased])\n"),
+            "{out}"
+        );
+        let (_, out, _) = etcdctl(&e1, &["lease", "list"]);
+        assert_eq!(out, format!("found 1 leases\n{id}\n"));
+        let (_, out, _) = etcdctl(&e1, &["lease", "keep-alive", "--once", &id]);
+        assert_eq!(out, format!("lease {id} keepalived with TTL(60)\n"));
+        let (_, out, _) = etcdctl(&e1, &["lease", "revoke", &id]);
+        assert_eq!(out, format!("lease {id} revoked\n"));
+        assert_eq!(
+            etcdctl(&e2, &["get", "/leased"]).1,
+            "",
+            "the key went with the lease"
+        );
+        let (_, out, _) = etcdctl(&e1, &["lease", "timetolive", &id]);
+        assert_eq!(out, format!("lease {id} already expired\n"));
+
+        // A short lease that nobody keeps alive expires, and its key with it.
+        let (_, out, _) = etcdctl(&e1, &["lease", "grant", "1"]);
+        let short = out.split_whitespace().nth(1).expect("an ID").to_string();
+        etcdctl(&e1, &["put", &format!("--lease={short}"), "/short", "v"]);
+        assert_eq!(
+            etcdctl(&e2, &["get", "/short", "--print-value-only"]).1,
+            "v\n"
+        );
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !etcdctl(&e2, &["get", "/short"]).1.is_empty() {
+            assert!(Instant::now() < deadline, "the lease never expired");
+        }
+        let (code, _, err) = etcdctl(&e1, &["put", "--lease=123", "/x", "v"]);
+        assert_ne!(code, 0);
+        assert!(
+            err.contains("etcdserver: requested lease not found"),
+            "{err}"
+        );
+    });
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}

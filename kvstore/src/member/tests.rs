@@ -220,3 +220,39 @@ fn a_watch_replays_history_then_follows_live_writes() {
     assert!(m.cancel_watch(5));
     assert!(!m.cancel_watch(5));
 }
+
+#[test]
+fn the_leader_revokes_an_expired_lease_and_its_keys_vanish() {
+    let mut m = member(1, 1);
+    elect_alone(&mut m);
+    let grant = crate::proto::etcdserverpb::LeaseGrantRequest { id: 0, ttl: 1 };
+    m.request(1, Request::LeaseGrant(grant)).unwrap();
+    let mut done = Vec::new();
+    for _ in 0..3 {
+        m.tick();
+        done.extend(m.ready().completions);
+    }
+    let Some(Ok(Response::LeaseGrant(granted))) = done.first().map(|c| c.result.clone()) else {
+        panic!("no grant: {done:?}");
+    };
+    assert!(granted.id > 0);
+    assert_eq!(granted.ttl, m.min_lease_ttl(), "raised to the minimum");
+    let put = crate::proto::etcdserverpb::PutRequest {
+        key: b"/registry/events/default/e1".to_vec(),
+        value: b"{}".to_vec(),
+        lease: granted.id,
+        ..Default::default()
+    };
+    m.request(2, Request::Put(put)).unwrap();
+    m.tick();
+    m.ready();
+    assert_eq!(m.store().key_count(), 1);
+    // Run past the TTL (10 ticks a second here): the leader revokes; the key is gone.
+    let ticks = granted.ttl as u64 * 10 + 3;
+    for _ in 0..ticks {
+        m.tick();
+        m.ready();
+    }
+    assert_eq!(m.store().key_count(), 0);
+    assert!(!m.store().lease_exists(granted.id));
+}

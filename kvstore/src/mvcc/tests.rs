@@ -488,6 +488,7 @@ fn a_store_restored_from_its_mutations_is_the_same_store() {
                 revs.remove(&revision);
             }
             Mutation::Compacted(at) => compacted = at,
+            Mutation::LeaseGranted { .. } | Mutation::LeaseRevoked(_) => {}
         }
     }
     assert!(s.take_mutations().is_empty());
@@ -504,5 +505,102 @@ fn a_store_restored_from_its_mutations_is_the_same_store() {
         Err(Error::Compacted {
             compact_revision: 3
         })
+    );
+}
+
+fn grant(store: &mut MvccStore, id: i64, ttl: i64) {
+    let g = crate::proto::etcdserverpb::LeaseGrantRequest { id, ttl };
+    store.apply(&Request::LeaseGrant(g)).0.unwrap();
+}
+
+fn put_leased(store: &mut MvccStore, key: &str, lease: i64) -> Result<Response> {
+    store
+        .apply(&Request::Put(PutRequest {
+            key: key.into(),
+            value: b"v".to_vec(),
+            lease,
+            ..Default::default()
+        }))
+        .0
+}
+
+#[test]
+fn revoking_a_lease_deletes_its_keys_at_one_revision() {
+    let mut s = MvccStore::new();
+    grant(&mut s, 7, 60);
+    put_leased(&mut s, "a", 7).unwrap();
+    put_leased(&mut s, "b", 7).unwrap();
+    put(&mut s, "c", "not leased");
+    assert_eq!(get(&s, "a").unwrap().lease, 7);
+    // A put without the lease detaches the key from it.
+    put(&mut s, "b", "detached");
+    let revoke = crate::proto::etcdserverpb::LeaseRevokeRequest { id: 7 };
+    let (r, events) = s.apply(&Request::LeaseRevoke(revoke));
+    assert!(r.is_ok());
+    assert_eq!(events.len(), 1, "only a was still attached");
+    assert_eq!(events[0].r#type, EventType::Delete as i32);
+    assert!(get(&s, "a").is_none());
+    assert_eq!(get(&s, "b").unwrap().value, b"detached");
+    assert!(!s.lease_exists(7));
+    assert_eq!(
+        s.apply(&Request::LeaseRevoke(revoke)).0,
+        Err(Error::LeaseNotFound)
+    );
+}
+
+#[test]
+fn lease_errors_are_refused_without_changing_anything() {
+    let mut s = MvccStore::new();
+    assert_eq!(put_leased(&mut s, "a", 9), Err(Error::LeaseNotFound));
+    assert_eq!(s.current_revision(), 1);
+    grant(&mut s, 9, 5);
+    let again = crate::proto::etcdserverpb::LeaseGrantRequest { id: 9, ttl: 5 };
+    assert_eq!(
+        s.apply(&Request::LeaseGrant(again)).0,
+        Err(Error::LeaseExists)
+    );
+    let ka = crate::proto::etcdserverpb::LeaseKeepAliveRequest { id: 10 };
+    assert_eq!(
+        s.apply(&Request::LeaseKeepAlive(ka)).0,
+        Err(Error::LeaseNotFound)
+    );
+    let ttl = s.time_to_live(&crate::proto::etcdserverpb::LeaseTimeToLiveRequest {
+        id: 10,
+        keys: false,
+    });
+    assert_eq!(ttl.ttl, -1, "an unknown lease reads as expired, as in etcd");
+}
+
+#[test]
+fn leases_survive_a_restore_with_their_keys() {
+    let mut s = MvccStore::new();
+    grant(&mut s, 3, 30);
+    put_leased(&mut s, "k", 3).unwrap();
+    let mut revs = BTreeMap::new();
+    let mut leases = BTreeMap::new();
+    for m in s.take_mutations() {
+        match m {
+            Mutation::Put {
+                revision,
+                kv,
+                tombstone,
+            } => {
+                revs.insert(revision, (kv, tombstone));
+            }
+            Mutation::LeaseGranted { id, ttl } => {
+                leases.insert(id, ttl);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut restored =
+        MvccStore::restore(revs.into_iter().map(|(r, (kv, t))| (r, kv, t)), 0).with_leases(leases);
+    assert_eq!(restored.digest(), s.digest());
+    let revoke = crate::proto::etcdserverpb::LeaseRevokeRequest { id: 3 };
+    let (_, events) = restored.apply(&Request::LeaseRevoke(revoke));
+    assert_eq!(
+        events.len(),
+        1,
+        "the attachment was re-derived from the keys"
     );
 }

@@ -69,7 +69,7 @@ impl<'a> Tx<'a> {
             Request::DeleteRange(d) => self.delete_range(d).map(Response::DeleteRange),
             Request::Txn(t) => self.txn(t).map(Response::Txn),
             Request::Range(r) => self.range(r).map(Response::Range),
-            Request::Compact(_) => unreachable!("compaction is not a transaction"),
+            _ => unreachable!("only puts, deletes, transactions and ranges run in a Tx"),
         }
     }
 
@@ -120,6 +120,13 @@ impl<'a> Tx<'a> {
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(Error::KeyNotFound);
         }
+        if req.lease != 0 && !self.store.lease_exists(req.lease) {
+            return Err(Error::LeaseNotFound);
+        }
+        let lease = match (&prev, req.ignore_lease) {
+            (Some(p), true) => p.lease,
+            _ => req.lease,
+        };
         let value = match (&prev, req.ignore_value) {
             (Some(p), true) => p.value.clone(),
             _ => req.value.clone(),
@@ -131,13 +138,20 @@ impl<'a> Tx<'a> {
             mod_revision: self.main,
             version: prev.as_ref().map_or(1, |p| p.version + 1),
             value,
-            lease: 0,
+            lease,
         };
         self.stage(req.key.clone(), Some(kv), prev.clone());
         Ok(PutResponse {
             header: None,
             prev_kv: if req.prev_kv { prev } else { None },
         })
+    }
+
+    /// Deletes one key if it exists (a lease's keys when it ends).
+    pub fn delete_key(&mut self, key: &[u8]) {
+        if let Some(kv) = self.get(key) {
+            self.stage(key.to_vec(), None, Some(kv));
+        }
     }
 
     fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {

@@ -22,7 +22,12 @@ use crate::proto::etcdserverpb::{
     RangeResponse, ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
     WatchRequest, WatchResponse,
 };
-use crate::proto::etcdserverpb::{SnapshotRequest, SnapshotResponse};
+use crate::proto::etcdserverpb::{
+    lease_server, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, SnapshotRequest,
+    SnapshotResponse,
+};
 use crate::request::{Request, Response};
 use crate::watch::WatchCreate;
 
@@ -44,6 +49,7 @@ pub fn to_status(e: Error) -> Status {
         | Error::DuplicateKey
         | Error::TooManyOps => Code::InvalidArgument,
         Error::LeaseNotFound => Code::NotFound,
+        Error::LeaseExists => Code::FailedPrecondition,
         Error::DuplicateRequestId(_) | Error::Storage(_) | Error::Snapshot(_) => Code::Internal,
     };
     Status::new(code, e.to_string())
@@ -119,6 +125,88 @@ impl kv_server::Kv for Api {
             Response::Compact(r) => Ok(GrpcResponse::new(r)),
             _ => Err(mismatch()),
         }
+    }
+}
+
+/// Unwraps the response variant a request must produce.
+macro_rules! expect {
+    ($response:expr, $variant:ident) => {
+        match $response {
+            Response::$variant(r) => Ok(GrpcResponse::new(r)),
+            _ => Err(mismatch()),
+        }
+    };
+}
+
+#[tonic::async_trait]
+impl lease_server::Lease for Api {
+    async fn lease_grant(
+        &self,
+        r: GrpcRequest<LeaseGrantRequest>,
+    ) -> Result<GrpcResponse<LeaseGrantResponse>, Status> {
+        expect!(
+            self.call(Request::LeaseGrant(r.into_inner())).await?,
+            LeaseGrant
+        )
+    }
+
+    async fn lease_revoke(
+        &self,
+        r: GrpcRequest<LeaseRevokeRequest>,
+    ) -> Result<GrpcResponse<LeaseRevokeResponse>, Status> {
+        expect!(
+            self.call(Request::LeaseRevoke(r.into_inner())).await?,
+            LeaseRevoke
+        )
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        r: GrpcRequest<LeaseTimeToLiveRequest>,
+    ) -> Result<GrpcResponse<LeaseTimeToLiveResponse>, Status> {
+        expect!(
+            self.call(Request::LeaseTimeToLive(r.into_inner())).await?,
+            LeaseTimeToLive
+        )
+    }
+
+    async fn lease_leases(
+        &self,
+        r: GrpcRequest<LeaseLeasesRequest>,
+    ) -> Result<GrpcResponse<LeaseLeasesResponse>, Status> {
+        expect!(
+            self.call(Request::LeaseLeases(r.into_inner())).await?,
+            LeaseLeases
+        )
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        r: GrpcRequest<tonic::Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<GrpcResponse<tonic::codegen::BoxStream<LeaseKeepAliveResponse>>, Status> {
+        let mut incoming = r.into_inner();
+        let (out, responses) = mpsc::channel(16);
+        let api = self.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(request)) = incoming.next().await {
+                let id = request.id;
+                let answer = match api.call(Request::LeaseKeepAlive(request)).await {
+                    Ok(Response::LeaseKeepAlive(r)) => Ok(r),
+                    // etcd answers an unknown lease with TTL 0 rather than an error.
+                    Err(s) if s.code() == Code::NotFound => Ok(LeaseKeepAliveResponse {
+                        header: api.header().await.ok(),
+                        id,
+                        ttl: 0,
+                    }),
+                    Ok(_) => Err(mismatch()),
+                    Err(s) => Err(s),
+                };
+                if out.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(GrpcResponse::new(Box::pin(ReceiverStream::new(responses))))
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`driver`]: a thread that owns the member, ticks it on a timer (etcd's heartbeat
 //!   interval, 100 ms by default) and runs its Ready loop after every batch of events;
 //! - [`transport`]: Raft messages to and from the peers, over TCP on the peer URL;
-//! - [`grpc`]: etcd's KV, Watch, Cluster and Maintenance services on the client URL.
+//! - [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services on the
+//!   client URL.
 //!
 //! [`start`] wires them together; the `etcd` binary (`src/bin/etcd.rs`) is a thin shell
 //! over it with etcd's flags.
@@ -28,7 +29,9 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::error::{Error, Result};
 use crate::member::{Member, MemberConfig};
 use crate::membership::ClusterInfo;
-use crate::proto::etcdserverpb::{cluster_server, kv_server, maintenance_server, watch_server};
+use crate::proto::etcdserverpb::{
+    cluster_server, kv_server, lease_server, maintenance_server, watch_server,
+};
 use crate::storage::sled::SledStorage;
 pub use driver::Handle;
 use transport::{host_port, Outbound, Tcp};
@@ -132,6 +135,7 @@ pub async fn start_on(
             / config.heartbeat.as_millis().max(1)) as u64,
         read_retry_ticks: (election_tick as u64 / 2).max(1),
         publish_attributes: true,
+        ticks_per_second: (1000 / config.heartbeat.as_millis().max(1)) as u64,
     };
     let member = Member::start(member_config, config.cluster.clone(), storage);
     let peer_addr = peer_listener.local_addr().map_err(io)?;
@@ -163,6 +167,7 @@ pub async fn start_on(
     let grpc = tonic::transport::Server::builder()
         .add_service(kv_server::KvServer::new(api.clone()))
         .add_service(watch_server::WatchServer::new(api.clone()))
+        .add_service(lease_server::LeaseServer::new(api.clone()))
         .add_service(cluster_server::ClusterServer::new(api.clone()))
         .add_service(maintenance_server::MaintenanceServer::new(api))
         .serve_with_incoming(TcpListenerStream::new(client_listener));

@@ -160,6 +160,7 @@ impl SimCluster {
             request_timeout_ticks: self.config.request_timeout_ticks,
             read_retry_ticks: self.config.read_retry_ticks,
             publish_attributes: false,
+            ticks_per_second: 10,
         };
         Member::start(config, self.cluster.clone(), disk)
     }

@@ -59,6 +59,11 @@ pub fn request(r: &Request) -> String {
             )
         }
         Request::Compact(c) => format!("compact {}", c.revision),
+        Request::LeaseGrant(g) => format!("lease grant {} (id {:x})", g.ttl, g.id),
+        Request::LeaseRevoke(r) => format!("lease revoke {:x}", r.id),
+        Request::LeaseKeepAlive(k) => format!("lease keep-alive {:x}", k.id),
+        Request::LeaseTimeToLive(t) => format!("lease timetolive {:x}", t.id),
+        Request::LeaseLeases(_) => "lease list".to_string(),
     }
 }
 
@@ -115,6 +120,11 @@ pub fn result(r: &Result<Response>) -> String {
             if t.succeeded { "succeeded" } else { "failed" }
         ),
         Response::Compact(_) => format!("compacted, revision {revision}"),
+        Response::LeaseGrant(g) => format!("lease {:x} granted with TTL({}s)", g.id, g.ttl),
+        Response::LeaseRevoke(_) => format!("lease revoked, revision {revision}"),
+        Response::LeaseKeepAlive(k) => format!("lease {:x} keepalived with TTL({})", k.id, k.ttl),
+        Response::LeaseTimeToLive(t) => format!("lease {:x} TTL({}s)", t.id, t.ttl),
+        Response::LeaseLeases(l) => format!("found {} leases", l.leases.len()),
     }
 }
 

@@ -9,6 +9,7 @@
 //! | `raft` | `e` + index (8 bytes, big-endian)     | a log entry                        |
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
+//! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
 //! | `mvcc` | `m/compacted`                         | compaction revision (8 BE)         |
 //!
@@ -40,6 +41,7 @@ const MEMBERS: &[u8] = b"members";
 const CONF_STATE: &[u8] = b"cs";
 const ENTRY: u8 = b'e';
 const REVISION: u8 = b'r';
+const LEASE: u8 = b'l';
 const APPLIED: &[u8] = b"m/applied";
 const COMPACTED: &[u8] = b"m/compacted";
 
@@ -82,6 +84,13 @@ fn revision_key(r: Revision) -> [u8; 18] {
     key[1..9].copy_from_slice(&r.main.to_be_bytes());
     key[9] = b'_';
     key[10..].copy_from_slice(&r.sub.to_be_bytes());
+    key
+}
+
+fn lease_key(id: i64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = LEASE;
+    key[1..].copy_from_slice(&id.to_be_bytes());
     key
 }
 
@@ -201,6 +210,10 @@ impl Storage for SledStorage {
                 }
                 Mutation::Remove(revision) => batch.remove(&revision_key(revision)),
                 Mutation::Compacted(at) => batch.insert(COMPACTED, &at.to_be_bytes()),
+                Mutation::LeaseGranted { id, ttl } => {
+                    batch.insert(&lease_key(id), &ttl.to_be_bytes())
+                }
+                Mutation::LeaseRevoked(id) => batch.remove(&lease_key(id)),
             }
         }
         batch.insert(APPLIED, &applied_index.to_be_bytes());
@@ -262,7 +275,20 @@ impl Storage for SledStorage {
         let revisions: Vec<_> = revisions.collect();
         let compacted = u64_value(fatal(self.mvcc.get(COMPACTED), "read the store")) as i64;
         let applied = u64_value(fatal(self.mvcc.get(APPLIED), "read the store"));
-        (MvccStore::restore(revisions, compacted), applied)
+        let leases: Vec<(i64, i64)> = self
+            .mvcc
+            .scan_prefix([LEASE])
+            .map(|kv| {
+                let (key, value) = fatal(kv, "read the leases");
+                let id = i64::from_be_bytes(key[1..].try_into().expect("a 9-byte lease key"));
+                let ttl = i64::from_be_bytes(value.as_ref().try_into().expect("an 8-byte TTL"));
+                (id, ttl)
+            })
+            .collect();
+        (
+            MvccStore::restore(revisions, compacted).with_leases(leases),
+            applied,
+        )
     }
 }
 

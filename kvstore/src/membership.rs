@@ -25,6 +25,29 @@ pub struct MemberInfo {
     pub client_urls: Vec<String>,
 }
 
+impl From<&MemberInfo> for crate::proto::etcdserverpb::Member {
+    fn from(m: &MemberInfo) -> Self {
+        crate::proto::etcdserverpb::Member {
+            id: m.id,
+            name: m.name.clone(),
+            peer_ur_ls: m.peer_urls.clone(),
+            client_ur_ls: m.client_urls.clone(),
+            is_learner: false,
+        }
+    }
+}
+
+impl From<crate::proto::etcdserverpb::Member> for MemberInfo {
+    fn from(m: crate::proto::etcdserverpb::Member) -> Self {
+        MemberInfo {
+            id: m.id,
+            name: m.name,
+            peer_urls: m.peer_ur_ls,
+            client_urls: m.client_ur_ls,
+        }
+    }
+}
+
 /// The fixed membership of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterInfo {

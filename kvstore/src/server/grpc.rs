@@ -81,53 +81,6 @@ fn mismatch() -> Status {
     Status::internal("kvstore: response does not match its request")
 }
 
-#[tonic::async_trait]
-impl kv_server::Kv for Api {
-    async fn range(
-        &self,
-        r: GrpcRequest<RangeRequest>,
-    ) -> Result<GrpcResponse<RangeResponse>, Status> {
-        match self.call(Request::Range(r.into_inner())).await? {
-            Response::Range(r) => Ok(GrpcResponse::new(r)),
-            _ => Err(mismatch()),
-        }
-    }
-
-    async fn put(&self, r: GrpcRequest<PutRequest>) -> Result<GrpcResponse<PutResponse>, Status> {
-        match self.call(Request::Put(r.into_inner())).await? {
-            Response::Put(r) => Ok(GrpcResponse::new(r)),
-            _ => Err(mismatch()),
-        }
-    }
-
-    async fn delete_range(
-        &self,
-        r: GrpcRequest<DeleteRangeRequest>,
-    ) -> Result<GrpcResponse<DeleteRangeResponse>, Status> {
-        match self.call(Request::DeleteRange(r.into_inner())).await? {
-            Response::DeleteRange(r) => Ok(GrpcResponse::new(r)),
-            _ => Err(mismatch()),
-        }
-    }
-
-    async fn txn(&self, r: GrpcRequest<TxnRequest>) -> Result<GrpcResponse<TxnResponse>, Status> {
-        match self.call(Request::Txn(r.into_inner())).await? {
-            Response::Txn(r) => Ok(GrpcResponse::new(r)),
-            _ => Err(mismatch()),
-        }
-    }
-
-    async fn compact(
-        &self,
-        r: GrpcRequest<CompactionRequest>,
-    ) -> Result<GrpcResponse<CompactionResponse>, Status> {
-        match self.call(Request::Compact(r.into_inner())).await? {
-            Response::Compact(r) => Ok(GrpcResponse::new(r)),
-            _ => Err(mismatch()),
-        }
-    }
-}
-
 /// Unwraps the response variant a request must produce.
 macro_rules! expect {
     ($response:expr, $variant:ident) => {
@@ -136,6 +89,41 @@ macro_rules! expect {
             _ => Err(mismatch()),
         }
     };
+}
+
+#[tonic::async_trait]
+impl kv_server::Kv for Api {
+    async fn range(
+        &self,
+        r: GrpcRequest<RangeRequest>,
+    ) -> Result<GrpcResponse<RangeResponse>, Status> {
+        expect!(self.call(Request::Range(r.into_inner())).await?, Range)
+    }
+
+    async fn put(&self, r: GrpcRequest<PutRequest>) -> Result<GrpcResponse<PutResponse>, Status> {
+        expect!(self.call(Request::Put(r.into_inner())).await?, Put)
+    }
+
+    async fn delete_range(
+        &self,
+        r: GrpcRequest<DeleteRangeRequest>,
+    ) -> Result<GrpcResponse<DeleteRangeResponse>, Status> {
+        expect!(
+            self.call(Request::DeleteRange(r.into_inner())).await?,
+            DeleteRange
+        )
+    }
+
+    async fn txn(&self, r: GrpcRequest<TxnRequest>) -> Result<GrpcResponse<TxnResponse>, Status> {
+        expect!(self.call(Request::Txn(r.into_inner())).await?, Txn)
+    }
+
+    async fn compact(
+        &self,
+        r: GrpcRequest<CompactionRequest>,
+    ) -> Result<GrpcResponse<CompactionResponse>, Status> {
+        expect!(self.call(Request::Compact(r.into_inner())).await?, Compact)
+    }
 }
 
 #[tonic::async_trait]
@@ -217,17 +205,7 @@ impl cluster_server::Cluster for Api {
         _: GrpcRequest<MemberListRequest>,
     ) -> Result<GrpcResponse<MemberListResponse>, Status> {
         let report = self.member.status().await.map_err(to_status)?;
-        let members = report
-            .members
-            .iter()
-            .map(|m| Member {
-                id: m.id,
-                name: m.name.clone(),
-                peer_ur_ls: m.peer_urls.clone(),
-                client_ur_ls: m.client_urls.clone(),
-                is_learner: false,
-            })
-            .collect();
+        let members = report.members.iter().map(Member::from).collect();
         Ok(GrpcResponse::new(MemberListResponse {
             header: Some(report.header),
             members,

@@ -223,40 +223,19 @@ impl Storage for SledStorage {
     fn save_members(&self, members: &[MemberInfo]) {
         let list = MemberListResponse {
             header: None,
-            members: members
-                .iter()
-                .map(|m| Member {
-                    id: m.id,
-                    name: m.name.clone(),
-                    peer_ur_ls: m.peer_urls.clone(),
-                    client_ur_ls: m.client_urls.clone(),
-                    is_learner: false,
-                })
-                .collect(),
+            members: members.iter().map(Member::from).collect(),
         };
-        fatal(
-            self.raft.insert(MEMBERS, list.encode_to_vec()),
-            "write the members",
-        );
+        let bytes = list.encode_to_vec();
+        fatal(self.raft.insert(MEMBERS, bytes), "write the members");
     }
 
     fn load_members(&self) -> Vec<MemberInfo> {
         let Some(bytes) = fatal(self.raft.get(MEMBERS), "read the members") else {
             return Vec::new();
         };
-        let list = fatal(
-            MemberListResponse::decode(bytes.as_ref()),
-            "decode the members",
-        );
-        list.members
-            .into_iter()
-            .map(|m| MemberInfo {
-                id: m.id,
-                name: m.name,
-                peer_urls: m.peer_ur_ls,
-                client_urls: m.client_ur_ls,
-            })
-            .collect()
+        let list = MemberListResponse::decode(bytes.as_ref());
+        let list = fatal(list, "decode the members");
+        list.members.into_iter().map(MemberInfo::from).collect()
     }
 
     fn size_on_disk(&self) -> u64 {

@@ -19,8 +19,8 @@
 //! messages; it cannot get the order wrong because it never sees the unpersisted state.
 //!
 //! In the simulator the owner is [`crate::sim::SimCluster`], which delivers messages
-//! through queues it controls; in a real server it will be an async task with a timer
-//! and sockets. Same core, different edges.
+//! through queues it controls; in a real server it is [`crate::server::driver`], a
+//! thread with a timer and sockets. Same core, different edges.
 //!
 //! ## Requests and their deadlines
 //! Every request carries an ID chosen by the caller and a deadline counted in ticks. A
@@ -533,61 +533,6 @@ impl<S: Storage> Member<S> {
         // A dropped proposal (e.g. during a leadership transfer) stays waiting.
     }
 
-    fn ask_read_index(&mut self, id: u64) {
-        // The request ID is the read's context: Raft hands it back with the index.
-        self.raft.read_index(id.to_be_bytes().to_vec());
-        if let Some(p) = self.pending.get_mut(&id) {
-            p.stage = Stage::ReadIndex { asked_at: self.now };
-        }
-    }
-
-    fn on_read_state(&mut self, ctx: &[u8], index: u64) {
-        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
-            return;
-        };
-        let id = u64::from_be_bytes(bytes);
-        if let Some(p) = self.pending.get_mut(&id) {
-            if matches!(p.stage, Stage::ReadIndex { .. }) {
-                p.stage = Stage::ReadAt { index };
-            }
-        }
-    }
-
-    /// Serves every linearizable read whose read index has been applied: the state now
-    /// is at least as new as the state when the read arrived, which is all
-    /// linearizability asks.
-    fn serve_ready_reads(&mut self) {
-        let applied = self.applied_index;
-        let ready: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| matches!(p.stage, Stage::ReadAt { index } if index <= applied))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in ready {
-            let p = self.pending.remove(&id).expect("listed above");
-            let result = self.serve_read(&p.request);
-            self.complete(id, result);
-        }
-    }
-
-    fn serve_read(&self, request: &Request) -> Result<Response> {
-        let mut response = match request {
-            Request::Range(range) => Response::Range(self.store.range(range)?),
-            Request::LeaseTimeToLive(t) => {
-                let mut answer = self.store.time_to_live(t);
-                if answer.ttl >= 0 {
-                    answer.ttl = self.remaining_ttl(t.id, answer.granted_ttl);
-                }
-                Response::LeaseTimeToLive(answer)
-            }
-            Request::LeaseLeases(_) => Response::LeaseLeases(self.store.lease_list()),
-            _ => unreachable!("only reads are served as reads"),
-        };
-        response.set_header(self.header());
-        Ok(response)
-    }
-
     /// A response header as of now: cluster, member, store revision, Raft term.
     pub fn header(&self) -> ResponseHeader {
         ResponseHeader {
@@ -726,5 +671,6 @@ fn decode<M: protobuf::Message>(data: &[u8]) -> M {
 }
 
 mod lessor;
+mod reads;
 #[cfg(test)]
 mod tests;

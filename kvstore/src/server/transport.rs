@@ -7,8 +7,9 @@
 //! simple: when a peer is down or its queue is full, messages are dropped, and the
 //! connection is retried.
 //!
-//! Sockets are made through the [`Network`] seam, so the same code can run over an
-//! in-memory network later (the simulator) instead of real TCP.
+//! Outbound connections are made through the [`Network`] seam, and listening sockets
+//! are handed in by the caller (`server::start_on`), so the same code can later run
+//! over an in-memory network (the simulator) instead of real TCP.
 
 use std::collections::HashMap;
 use std::future::Future;

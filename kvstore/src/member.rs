@@ -74,6 +74,10 @@ pub struct MemberConfig {
     pub publish_attributes: bool,
     /// Ticks in one second of lease time (etcd: 10, one per 100 ms heartbeat).
     pub ticks_per_second: u64,
+    /// Take a snapshot and compact the log every this many applied entries (etcd's
+    /// `--snapshot-count`); the log keeps as many entries again behind the snapshot
+    /// for followers that are only a little behind. 0: never.
+    pub snapshot_count: u64,
 }
 
 impl MemberConfig {
@@ -90,6 +94,7 @@ impl MemberConfig {
             read_retry_ticks: 5,
             publish_attributes: false,
             ticks_per_second: 10,
+            snapshot_count: 100_000,
         }
     }
 
@@ -151,6 +156,8 @@ pub struct Ready {
     pub completions: Vec<Completion>,
     /// Events for this member's watchers.
     pub watch_events: Vec<WatchEvents>,
+    /// The index of a snapshot from the leader installed in place of log entries.
+    pub installed_snapshot: Option<u64>,
 }
 
 impl Ready {
@@ -162,6 +169,7 @@ impl Ready {
             && self.applied.is_empty()
             && self.completions.is_empty()
             && self.watch_events.is_empty()
+            && self.installed_snapshot.is_none()
     }
 }
 
@@ -221,6 +229,8 @@ pub struct Member<S: Storage = MemDisk> {
     publishing: Option<u64>,
     /// Lease deadlines (acted on by the leader).
     lessor: lessor::Lessor,
+    /// The index of the last snapshot taken or installed.
+    last_snapshot: u64,
     out: Ready,
 }
 
@@ -265,6 +275,7 @@ impl<S: Storage> Member<S> {
             watchers: BTreeMap::new(),
             publishing,
             lessor: lessor::Lessor::default(),
+            last_snapshot: applied_index,
             out: Ready::default(),
         }
     }
@@ -355,6 +366,12 @@ impl<S: Storage> Member<S> {
         let _ = self.raft.step(message);
     }
 
+    /// The transport could not deliver to `peer`: Raft stops assuming that the messages
+    /// it sent there arrived, and probes the peer's log again once it answers.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.raft.report_unreachable(peer);
+    }
+
     /// Accepts a client request. Invalid requests are refused at once; everything else
     /// completes later through [`Member::ready`], at the latest by its deadline.
     pub fn request(&mut self, id: u64, mut request: Request) -> Result<()> {
@@ -424,9 +441,8 @@ impl<S: Storage> Member<S> {
 
             // 1. Persist. Nothing below may leave this member before this is done.
             if !rd.snapshot().is_empty() {
-                // Log compaction (and so snapshots) is not implemented yet: no member
-                // ever truncates its log, so none is ever sent.
-                unreachable!("raft snapshots are not produced yet");
+                // Too far behind for the leader's log: take its whole store instead.
+                self.install_snapshot(rd.snapshot().clone());
             }
             if !rd.entries().is_empty() {
                 store.append(rd.entries());
@@ -465,6 +481,7 @@ impl<S: Storage> Member<S> {
             let mutations = self.store.take_mutations();
             if self.applied_index > applied_before {
                 store.save_applied(self.applied_index, mutations);
+                self.maybe_snapshot();
             }
             self.serve_ready_reads();
         }
@@ -672,5 +689,6 @@ fn decode<M: protobuf::Message>(data: &[u8]) -> M {
 
 mod lessor;
 mod reads;
+mod snapshots;
 #[cfg(test)]
 mod tests;

@@ -466,6 +466,15 @@ impl Fnv {
 /// keys-only / count-only trimming.
 fn shape_range(mut kvs: Vec<KeyValue>, req: &RangeRequest) -> RangeResponse {
     let count = kvs.len() as i64;
+    if req.count_only {
+        // Only the count: no kvs, so nothing was left out by the limit either.
+        return RangeResponse {
+            header: None,
+            kvs: vec![],
+            more: false,
+            count,
+        };
+    }
     let bound = |min: i64, max: i64, v: i64| (min == 0 || v >= min) && (max == 0 || v <= max);
     kvs.retain(|kv| {
         bound(req.min_mod_revision, req.max_mod_revision, kv.mod_revision)
@@ -500,9 +509,6 @@ fn shape_range(mut kvs: Vec<KeyValue>, req: &RangeRequest) -> RangeResponse {
     }
     if req.keys_only {
         kvs.iter_mut().for_each(|kv| kv.value.clear());
-    }
-    if req.count_only {
-        kvs.clear();
     }
     RangeResponse {
         header: None,

@@ -58,6 +58,13 @@ pub trait Storage: raft::Storage + Clone {
     /// Reads the store back and the index of the last entry applied to it.
     fn load_store(&self) -> (MvccStore, u64);
 
+    /// Keeps `snapshot` (the store at its index) for followers too far behind to catch
+    /// up from the log, then drops log entries before `compact_to`.
+    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64);
+    /// Installs a snapshot sent by the leader: the log restarts after its index and the
+    /// store becomes `store`, applied up to that index.
+    fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore);
+
     /// Records what the members announced about themselves (names, client URLs).
     fn save_members(&self, members: &[MemberInfo]);
     /// Reads back what [`Storage::save_members`] saved (empty if nothing yet).
@@ -95,6 +102,7 @@ struct MemBackend {
     applied_index: u64,
     members: Vec<MemberInfo>,
     leases: BTreeMap<i64, i64>,
+    snapshot: Option<Snapshot>,
 }
 
 /// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for
@@ -182,6 +190,30 @@ impl Storage for MemDisk {
         backend.applied_index = applied_index;
     }
 
+    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64) {
+        self.backend().snapshot = Some(snapshot);
+        self.raft
+            .wl()
+            .compact(compact_to)
+            .expect("compact the log in memory");
+    }
+
+    fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore) {
+        self.raft
+            .wl()
+            .apply_snapshot(snapshot.clone())
+            .expect("a snapshot newer than the log");
+        let mut backend = self.backend();
+        backend.revisions = store
+            .stored()
+            .map(|(r, kv, t)| (r, (kv.clone(), t)))
+            .collect();
+        backend.compacted = store.compact_revision();
+        backend.leases = store.leases().collect();
+        backend.applied_index = snapshot.get_metadata().index;
+        backend.snapshot = Some(snapshot.clone());
+    }
+
     fn save_members(&self, members: &[MemberInfo]) {
         self.backend().members = members.to_vec();
     }
@@ -229,7 +261,12 @@ impl raft::Storage for MemDisk {
         self.raft.last_index()
     }
 
-    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        self.raft.snapshot(request_index, to)
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        match &self.backend().snapshot {
+            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
+            _ => Err(raft::Error::Store(
+                raft::StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
     }
 }

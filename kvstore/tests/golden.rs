@@ -10,7 +10,9 @@
 //! Commands (NODE is `etcd1`, `etcd2`, ...; keys with `/` are quoted):
 //!
 //! ```text
-//! cluster [members=3] [seed=1]    start a fresh cluster (no leader yet)
+//! cluster [members=3] [seed=1] [snapshot=N]
+//!                                 start a fresh cluster (no leader yet); snapshot
+//!                                 and compact the log every N entries
 //! run N                           N x (tick every member, deliver every message)
 //! tick [N]                        tick N times, messages stay queued
 //! deliver                         deliver every queued message
@@ -78,8 +80,11 @@ impl goldenscript::Runner for Runner {
             "cluster" => {
                 let members = args.key("members")?.unwrap_or(3);
                 let seed = args.key("seed")?.unwrap_or(1);
+                let snapshot_count = args.key("snapshot")?.unwrap_or(0);
                 args.done()?;
-                self.sim = Some(SimCluster::new(SimConfig::new(members, seed)));
+                let mut config = SimConfig::new(members, seed);
+                config.snapshot_count = snapshot_count;
+                self.sim = Some(SimCluster::new(config));
             }
             "run" => {
                 let n: u64 = args.pos().ok_or("ticks required")?.parse()?;
@@ -378,4 +383,5 @@ golden!(
     leader_change_with_inflight_writes,
     isolated_member_rejoins,
     watch_and_compaction,
+    lagging_member_catches_up_from_snapshot,
 );

@@ -115,8 +115,16 @@ struct Harness {
 
 impl Harness {
     fn new(n: u64, seed: u64) -> Self {
+        Self::with_snapshots(n, seed, 0)
+    }
+
+    /// A cluster whose members snapshot and compact their logs every `every` entries
+    /// (0: never), so lagging members catch up from snapshots.
+    fn with_snapshots(n: u64, seed: u64, every: u64) -> Self {
+        let mut config = SimConfig::new(n, seed);
+        config.snapshot_count = every;
         Harness {
-            sim: SimCluster::new(SimConfig::new(n, seed)),
+            sim: SimCluster::new(config),
             n,
             next_value: 0,
             written: BTreeMap::new(),
@@ -414,10 +422,11 @@ impl Harness {
     }
 }
 
-fn schedule() -> impl Strategy<Value = (u64, u64, Vec<Op>)> {
+fn schedule() -> impl Strategy<Value = (u64, u64, u64, Vec<Op>)> {
     (
         prop_oneof![Just(3u64), Just(5u64)],
         any::<u64>(),
+        prop_oneof![Just(0u64), 2u64..8],
         prop::collection::vec(op(), 10..80),
     )
 }
@@ -438,8 +447,8 @@ proptest! {
     })]
 
     #[test]
-    fn quorum_loss_never_loses_acknowledged_writes((n, seed, ops) in schedule()) {
-        let mut h = Harness::new(n, seed);
+    fn quorum_loss_never_loses_acknowledged_writes((n, seed, every, ops) in schedule()) {
+        let mut h = Harness::with_snapshots(n, seed, every);
         // Start from a cluster with a leader, as a real one would be.
         h.sim.run_until(100, |s| s.leader().is_some());
         for op in &ops {
@@ -503,11 +512,11 @@ fn schedules_reach_the_interesting_states() {
     );
     let (mut minority_failures, mut restarts, mut leader_changes, mut unknown) = (0, 0, 0, 0);
     for _ in 0..cases {
-        let (n, seed, ops) = schedule()
+        let (n, seed, every, ops) = schedule()
             .new_tree(&mut runner)
             .expect("a schedule")
             .current();
-        let mut h = Harness::new(n, seed);
+        let mut h = Harness::with_snapshots(n, seed, every);
         h.sim.run_until(100, |s| s.leader().is_some());
         for op in &ops {
             h.apply(op);

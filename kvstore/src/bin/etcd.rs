@@ -53,6 +53,11 @@ struct Flags {
     /// Time (in milliseconds) for an election to timeout.
     #[arg(long, default_value_t = 1000)]
     election_timeout: u64,
+    /// Number of committed transactions to trigger a snapshot (and compact the log).
+    /// 0 (the default here; etcd's is 100000) keeps the whole log: over TCP, a member
+    /// that fell behind a compacted log does not yet get the leader's snapshot.
+    #[arg(long, default_value_t = 0)]
+    snapshot_count: u64,
     /// `zap` for etcd-style JSON log lines, `capnslog` for plain text.
     #[arg(long, default_value = "capnslog")]
     logger: String,
@@ -127,6 +132,7 @@ fn run(flags: Flags) -> Result<(), String> {
         heartbeat: Duration::from_millis(flags.heartbeat_interval),
         election_timeout,
         request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
+        snapshot_count: flags.snapshot_count,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -218,6 +218,14 @@ fn limit_more_count_keys_only_count_only() {
     assert!(keys_only.kvs.iter().all(|kv| kv.value.is_empty()));
     let count_only = all(|r| r.count_only = true);
     assert_eq!((count_only.kvs.len(), count_only.count), (0, 3));
+    let counted = all(|r| {
+        r.count_only = true;
+        r.limit = 1;
+    });
+    assert!(
+        !counted.more,
+        "etcd: a count-only answer is never cut short"
+    );
 }
 
 #[test]

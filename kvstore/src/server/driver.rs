@@ -178,7 +178,7 @@ async fn run<S: Storage>(
     mut member: Member<S>,
     tick: Duration,
     mut inbox: mpsc::Receiver<Event>,
-    outbound: Outbound,
+    mut outbound: Outbound,
 ) {
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -244,6 +244,9 @@ async fn run<S: Storage>(
                     });
                 }
             }
+        }
+        for peer in outbound.unreachable() {
+            member.report_unreachable(peer);
         }
         let ready = member.ready();
         outbound.send(ready.messages);

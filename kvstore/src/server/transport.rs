@@ -61,22 +61,38 @@ pub fn host_port(url: &str) -> &str {
 /// The largest frame a peer may send (a batch of big entries).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Outbound queues, one per peer.
-#[derive(Clone, Default)]
+/// Outbound queues, one per peer, and the channel on which sender tasks report peers
+/// they could not reach.
+#[derive(Default)]
 pub struct Outbound {
     peers: HashMap<u64, mpsc::Sender<Message>>,
+    unreachable: Option<mpsc::UnboundedReceiver<u64>>,
 }
 
 impl Outbound {
     /// Starts one sender task per peer (`id → host:port`) on the current runtime.
     pub fn start(network: std::sync::Arc<dyn Network>, peers: HashMap<u64, String>) -> Self {
         let mut queues = HashMap::new();
+        let (report, unreachable) = mpsc::unbounded_channel();
         for (id, addr) in peers {
             let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(send_loop(network.clone(), addr, rx));
+            tokio::spawn(send_loop(network.clone(), id, addr, rx, report.clone()));
             queues.insert(id, tx);
         }
-        Outbound { peers: queues }
+        Outbound {
+            peers: queues,
+            unreachable: Some(unreachable),
+        }
+    }
+
+    /// Peers a sender could not reach since the last call. Raft must hear of them: a
+    /// leader otherwise assumes what it sent arrived and waits for answers that never
+    /// come (etcd's transport reports them the same way).
+    pub fn unreachable(&mut self) -> Vec<u64> {
+        let Some(rx) = self.unreachable.as_mut() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
     /// Queues messages for their peers; drops what cannot be queued.
@@ -91,8 +107,10 @@ impl Outbound {
 
 async fn send_loop(
     network: std::sync::Arc<dyn Network>,
+    peer: u64,
     addr: String,
     mut queue: mpsc::Receiver<Message>,
+    unreachable: mpsc::UnboundedSender<u64>,
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
@@ -103,7 +121,13 @@ async fn send_loop(
             }
             Err(_) => {
                 // Drop what piled up while the peer was unreachable: Raft will resend.
-                while queue.try_recv().is_ok() {}
+                let mut dropped = false;
+                while queue.try_recv().is_ok() {
+                    dropped = true;
+                }
+                if dropped && unreachable.send(peer).is_err() {
+                    return; // the member stopped
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
@@ -118,6 +142,7 @@ async fn send_loop(
             };
             let len = (bytes.len() as u32).to_be_bytes();
             if stream.write_all(&len).await.is_err() || stream.write_all(&bytes).await.is_err() {
+                let _ = unreachable.send(peer);
                 break; // reconnect
             }
         }

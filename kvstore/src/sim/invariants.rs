@@ -103,28 +103,41 @@ impl Invariants {
 }
 
 /// Log matching and committed-prefix agreement over every pair of persisted logs,
-/// given as member ID -> (log entries, persisted commit index).
+/// given as member ID -> (log entries, persisted commit index). Logs may start at
+/// different indexes (after a snapshot); only the indexes both hold are compared.
 pub fn check_logs_match(logs: &BTreeMap<u64, (Vec<Entry>, u64)>) -> Result<(), String> {
-    let logs: Vec<(&u64, &(Vec<Entry>, u64))> = logs.iter().collect();
-    for (i, (a, (log_a, commit_a))) in logs.iter().enumerate() {
-        for (b, (log_b, commit_b)) in &logs[i + 1..] {
-            // Logs start at index 1 (no compaction yet), so position = index - 1.
-            let shared = log_a.len().min(log_b.len());
-            let last_match = (0..shared).rev().find(|&k| log_a[k].term == log_b[k].term);
-            if let Some(k) = last_match {
-                if let Some(j) = (0..=k).find(|&j| log_a[j] != log_b[j]) {
+    let indexed: Vec<(u64, BTreeMap<u64, &Entry>, u64)> = logs
+        .iter()
+        .map(|(&id, (log, commit))| (id, log.iter().map(|e| (e.index, e)).collect(), *commit))
+        .collect();
+    for (i, (a, log_a, commit_a)) in indexed.iter().enumerate() {
+        for (b, log_b, commit_b) in &indexed[i + 1..] {
+            let shared: Vec<u64> = log_a
+                .keys()
+                .filter(|k| log_b.contains_key(k))
+                .copied()
+                .collect();
+            let last_match = shared.iter().rev().find(|k| log_a[k].term == log_b[k].term);
+            if let Some(&k) = last_match {
+                if let Some(j) = shared
+                    .iter()
+                    .take_while(|&&j| j <= k)
+                    .find(|j| log_a[j] != log_b[j])
+                {
                     return Err(format!(
-                        "log matching: members {a} and {b} agree on the term at index {} \
-                         but differ at index {}",
-                        k + 1,
-                        j + 1
+                        "log matching: members {a} and {b} agree on the term at index {k} \
+                         but differ at index {j}"
                     ));
                 }
             }
-            let committed = (*commit_a).min(*commit_b) as usize;
-            if committed > shared || (0..committed).any(|j| log_a[j] != log_b[j]) {
+            let committed = (*commit_a).min(*commit_b);
+            if let Some(j) = shared
+                .iter()
+                .take_while(|&&j| j <= committed)
+                .find(|j| log_a[j] != log_b[j])
+            {
                 return Err(format!(
-                    "committed entries differ between members {a} and {b} below index {committed}"
+                    "committed entry {j} differs between members {a} and {b}"
                 ));
             }
         }

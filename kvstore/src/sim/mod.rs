@@ -58,6 +58,8 @@ pub struct SimConfig {
     pub request_timeout_ticks: u64,
     /// Read-index retry interval.
     pub read_retry_ticks: u64,
+    /// Snapshot and compact the log every this many entries (0: never).
+    pub snapshot_count: u64,
 }
 
 impl SimConfig {
@@ -71,6 +73,7 @@ impl SimConfig {
             heartbeat_tick: 1,
             request_timeout_ticks: 30,
             read_retry_ticks: 5,
+            snapshot_count: 0,
         }
     }
 }
@@ -161,6 +164,7 @@ impl SimCluster {
             read_retry_ticks: self.config.read_retry_ticks,
             publish_attributes: false,
             ticks_per_second: 10,
+            snapshot_count: self.config.snapshot_count,
         };
         Member::start(config, self.cluster.clone(), disk)
     }
@@ -519,6 +523,13 @@ impl SimCluster {
                 );
                 self.say(line);
             }
+        }
+        if let Some(index) = ready.installed_snapshot {
+            let line = format!(
+                "{} installed a snapshot from the leader at index {index}",
+                self.name(id)
+            );
+            self.say(line);
         }
         self.invariants.on_status(&status, digest);
         self.note_role_change(status);

@@ -8,6 +8,7 @@
 //! | `raft` | `cs`                                  | the conf state                     |
 //! | `raft` | `e` + index (8 bytes, big-endian)     | a log entry                        |
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
+//! | `raft` | `snap`                                | the last raft snapshot (its data is a kvstore snapshot file) |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
@@ -38,6 +39,7 @@ use crate::proto::mvccpb::KeyValue;
 
 const HARD_STATE: &[u8] = b"hs";
 const MEMBERS: &[u8] = b"members";
+const SNAPSHOT: &[u8] = b"snap";
 const CONF_STATE: &[u8] = b"cs";
 const ENTRY: u8 = b'e';
 const REVISION: u8 = b'r';
@@ -137,6 +139,18 @@ impl SledStorage {
         Some(entry)
     }
 
+    fn saved_snapshot(&self) -> Option<Snapshot> {
+        let bytes = fatal(self.raft.get(SNAPSHOT), "read the snapshot")?;
+        let mut snapshot = Snapshot::default();
+        fatal(snapshot.merge_from_bytes(&bytes), "decode the snapshot");
+        Some(snapshot)
+    }
+
+    fn snapshot_index_term(&self) -> (u64, u64) {
+        self.saved_snapshot()
+            .map_or((0, 0), |s| (s.get_metadata().index, s.get_metadata().term))
+    }
+
     fn bounds(&self) -> (u64, u64) {
         let index =
             |kv: Option<std::result::Result<(::sled::IVec, ::sled::IVec), ::sled::Error>>| {
@@ -149,8 +163,11 @@ impl SledStorage {
         let last = index(entries.next_back()).or(first);
         match (first, last) {
             (Some(first), Some(last)) => (first, last),
-            // An empty log starts after index 0 (no snapshots yet).
-            _ => (1, 0),
+            // An empty log starts right after the last snapshot (index 0 if none).
+            _ => {
+                let (index, _) = self.snapshot_index_term();
+                (index + 1, index)
+            }
         }
     }
 }
@@ -238,6 +255,64 @@ impl Storage for SledStorage {
         list.members.into_iter().map(MemberInfo::from).collect()
     }
 
+    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64) {
+        let bytes = fatal(snapshot.write_to_bytes(), "encode the snapshot");
+        let mut batch = ::sled::Batch::default();
+        batch.insert(SNAPSHOT, bytes);
+        for old in self.raft.range(entry_key(0)..entry_key(compact_to)) {
+            batch.remove(fatal(old, "scan the raft log").0);
+        }
+        fatal(self.raft.apply_batch(batch), "save the snapshot");
+    }
+
+    fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore) {
+        let meta = snapshot.get_metadata();
+        let mut raft = ::sled::Batch::default();
+        for old in self.raft.scan_prefix([ENTRY]) {
+            raft.remove(fatal(old, "scan the raft log").0);
+        }
+        let mut hs = self.hard_state();
+        hs.term = hs.term.max(meta.term);
+        hs.commit = meta.index;
+        raft.insert(
+            HARD_STATE,
+            fatal(hs.write_to_bytes(), "encode the hard state"),
+        );
+        let cs = fatal(
+            meta.get_conf_state().write_to_bytes(),
+            "encode the conf state",
+        );
+        raft.insert(CONF_STATE, cs);
+        raft.insert(
+            SNAPSHOT,
+            fatal(snapshot.write_to_bytes(), "encode the snapshot"),
+        );
+        fatal(self.raft.apply_batch(raft), "install the snapshot");
+        // The store is replaced wholesale: drop every revision and lease, then write
+        // the snapshot's, with the snapshot's index as the applied index.
+        let mut mvcc = ::sled::Batch::default();
+        for old in self.mvcc.iter() {
+            mvcc.remove(fatal(old, "scan the store").0);
+        }
+        fatal(self.mvcc.apply_batch(mvcc), "clear the store");
+        let mut mutations: Vec<Mutation> = store
+            .stored()
+            .map(|(revision, kv, tombstone)| Mutation::Put {
+                revision,
+                kv: kv.clone(),
+                tombstone,
+            })
+            .collect();
+        mutations.push(Mutation::Compacted(store.compact_revision()));
+        mutations.extend(
+            store
+                .leases()
+                .map(|(id, ttl)| Mutation::LeaseGranted { id, ttl }),
+        );
+        self.save_applied(meta.index, mutations);
+        self.sync();
+    }
+
     fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
@@ -320,6 +395,10 @@ impl raft::Storage for SledStorage {
     fn term(&self, index: u64) -> raft::Result<u64> {
         if index == 0 {
             return Ok(0); // the empty log's "entry 0"
+        }
+        let (snap_index, snap_term) = self.snapshot_index_term();
+        if index == snap_index {
+            return Ok(snap_term);
         }
         let (first, last) = self.bounds();
         if index < first {

@@ -34,6 +34,7 @@ pub fn config(info: &ClusterInfo, id: u64, dir: &std::path::Path) -> ServerConfi
         heartbeat: Duration::from_millis(10),
         election_timeout: Duration::from_millis(100),
         request_timeout: Duration::from_millis(1500),
+        snapshot_count: 0,
     }
 }
 

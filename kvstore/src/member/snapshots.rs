@@ -1,0 +1,50 @@
+//! Raft snapshots: how the log stays short, and how a member that fell far behind
+//! catches up.
+//!
+//! Every applied entry stays in the Raft log until something removes it. Every
+//! `snapshot_count` entries the member serialises its whole store (the same file format
+//! as `etcdctl snapshot save`, see [`crate::snapshot`]) as a Raft snapshot at the
+//! applied index, and drops the log entries older than `snapshot_count` before it.
+//! When a follower needs entries the leader no longer has — it was down for a long
+//! time, or it is new — raft-rs sends it the snapshot instead; the follower replaces
+//! its store with the snapshot's and continues from there with the log.
+
+use raft::eraftpb::Snapshot;
+
+use super::Member;
+use crate::storage::Storage;
+
+impl<S: Storage> Member<S> {
+    /// Takes a snapshot if `snapshot_count` entries were applied since the last one.
+    pub(super) fn maybe_snapshot(&mut self) {
+        let every = self.config.snapshot_count;
+        if every == 0 || self.applied_index < self.last_snapshot + every {
+            return;
+        }
+        let index = self.applied_index;
+        let storage = self.raft.store().clone();
+        let Ok(term) = storage.term(index) else {
+            return; // not in the log (just installed from a snapshot): nothing to do
+        };
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data(crate::snapshot::encode(&self.store).into());
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.raft.raft.prs().conf().to_conf_state());
+        storage.save_snapshot(snapshot, index.saturating_sub(every).max(1));
+        self.last_snapshot = index;
+    }
+
+    /// Replaces this member's store with the one in a snapshot from the leader.
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let (store, _) =
+            crate::snapshot::decode(&snapshot.data).expect("a snapshot made by a member");
+        let index = snapshot.get_metadata().index;
+        self.raft.store().install_snapshot(&snapshot, &store);
+        self.store = store;
+        self.applied_index = index;
+        self.last_snapshot = index;
+        self.out.installed_snapshot = Some(index);
+    }
+}

@@ -72,6 +72,26 @@ fn fatal<T>(r: std::result::Result<T, impl std::fmt::Display>, doing: &str) -> T
     r.unwrap_or_else(|e| panic!("kvstore: cannot {doing}: {e}"))
 }
 
+/// Opens the database. A member restarted in the same process may find the directory
+/// still locked for a moment, while sled's threads for the previous instance finish:
+/// wait for the lock, up to a deadline, before giving up.
+fn open_db(dir: &Path) -> Result<::sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let opened = ::sled::Config::new().path(dir).flush_every_ms(None).open();
+        match opened {
+            // sled reports the lock as an I/O error whose text says so.
+            Err(::sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other.map_err(storage_error),
+        }
+    }
+}
+
 fn entry_key(index: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = ENTRY;
@@ -115,7 +135,10 @@ impl SledStorage {
     /// `cluster`'s members, like `--initial-cluster-state new`; an existing one keeps
     /// its own state.
     pub fn open(dir: &Path, cluster: &ClusterInfo) -> Result<Self> {
-        let db = ::sled::open(dir).map_err(storage_error)?;
+        // No background flusher: the member flushes itself once per Ready (`sync`), and
+        // without that thread a closed database releases its directory lock at once, so
+        // a member restarted in the same process can reopen it.
+        let db = open_db(dir)?;
         let raft = db.open_tree("raft").map_err(storage_error)?;
         let mvcc = db.open_tree("mvcc").map_err(storage_error)?;
         let storage = SledStorage { db, raft, mvcc };

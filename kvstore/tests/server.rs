@@ -133,3 +133,41 @@ async fn three_members_serve_lose_quorum_and_recover() {
         cluster.stop(id).await;
     }
 }
+
+/// Members snapshot every `SNAPSHOT_COUNT` entries and drop older log entries; a member
+/// that was down meanwhile catches up from the leader's snapshot, over TCP, into sled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_compacted_entries_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::start(3).await;
+    let mut kv1 = cluster.kv(1).await;
+    put_eventually(&mut kv1, "first", "1").await;
+    cluster.stop(3).await;
+    let writes = 3 * support::SNAPSHOT_COUNT;
+    for i in 0..writes {
+        put_eventually(&mut kv1, &format!("/registry/k{i:03}"), "v").await;
+    }
+    cluster.restart(3).await;
+    let mut kv3 = cluster.kv(3).await;
+    let all = RangeRequest {
+        key: b"/registry/".to_vec(),
+        range_end: b"/registry0".to_vec(),
+        count_only: true,
+        serializable: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let count = kv3.range(all.clone()).await.map(|r| r.into_inner().count);
+        if count.as_ref().is_ok_and(|&c| c == writes as i64) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "member 3 never caught up: {count:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}

@@ -54,9 +54,7 @@ struct Flags {
     #[arg(long, default_value_t = 1000)]
     election_timeout: u64,
     /// Number of committed transactions to trigger a snapshot (and compact the log).
-    /// 0 (the default here; etcd's is 100000) keeps the whole log: over TCP, a member
-    /// that fell behind a compacted log does not yet get the leader's snapshot.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 100_000)]
     snapshot_count: u64,
     /// `zap` for etcd-style JSON log lines, `capnslog` for plain text.
     #[arg(long, default_value = "capnslog")]

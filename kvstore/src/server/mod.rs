@@ -56,9 +56,8 @@ pub struct ServerConfig {
     /// How long a request may take before it fails. etcd uses 5 s plus two election
     /// timeouts; see [`ServerConfig::etcd_request_timeout`].
     pub request_timeout: Duration,
-    /// `--snapshot-count`: entries between snapshots, 0 for never. (etcd 3.4's default
-    /// is 100 000; ours is 0 for now: snapshot catch-up works in the simulator, but a
-    /// server member that fell behind a compacted log is not yet sent the snapshot.)
+    /// `--snapshot-count`: entries between snapshots, 0 for never (etcd 3.4's
+    /// default: 100 000).
     pub snapshot_count: u64,
 }
 

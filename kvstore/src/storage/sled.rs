@@ -441,11 +441,13 @@ impl raft::Storage for SledStorage {
         Ok(self.bounds().1)
     }
 
-    fn snapshot(&self, _request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The log is never compacted yet, so a lagging follower always catches up from
-        // the log and raft-rs never asks for a snapshot.
-        Err(raft::Error::Store(
-            StorageError::SnapshotTemporarilyUnavailable,
-        ))
+    fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
+        // The last snapshot this member saved, for a follower behind the log's start.
+        match self.saved_snapshot() {
+            Some(s) if s.get_metadata().index >= request_index => Ok(s),
+            _ => Err(raft::Error::Store(
+                StorageError::SnapshotTemporarilyUnavailable,
+            )),
+        }
     }
 }

@@ -9,6 +9,9 @@ use kvstore::{ClusterInfo, MemberInfo};
 use std::net::TcpListener;
 use tonic::transport::Channel;
 
+/// Small, so the server tests exercise log compaction and snapshot catch-up.
+pub const SNAPSHOT_COUNT: u64 = 20;
+
 pub struct Cluster {
     pub info: ClusterInfo,
     dirs: Vec<tempfile::TempDir>,

@@ -31,6 +31,15 @@ enum Op {
         compact: bool,
     },
     Sync,
+    /// Save a raft snapshot at an index in the log and compact before another.
+    SaveSnapshot {
+        at: u8,
+        compact: u8,
+    },
+    /// Install a snapshot from a leader, `ahead` entries past the end of the log.
+    InstallSnapshot {
+        ahead: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,6 +49,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (prop::collection::vec((0u8..4, any::<u8>()), 0..4), any::<bool>())
             .prop_map(|(writes, compact)| Op::Apply { writes, compact }),
         1 => Just(Op::Sync),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(at, compact)| Op::SaveSnapshot { at, compact }),
+        1 => (1u8..5).prop_map(|ahead| Op::InstallSnapshot { ahead }),
     ]
 }
 
@@ -62,6 +73,11 @@ fn observe(s: &impl Storage) -> String {
             }
         }
     }
+    let snapshot = s.snapshot(0, 0).ok().map(|snap| {
+        let m = snap.get_metadata();
+        (m.index, m.term, snap.data.len())
+    });
+    out.push_str(&format!("snapshot {snapshot:?}\n"));
     let (store, applied) = s.load_store();
     out.push_str(&format!(
         "applied {applied} revision {} compacted {} digest {:x} history {:?}\n",
@@ -73,6 +89,17 @@ fn observe(s: &impl Storage) -> String {
     out
 }
 
+/// A raft snapshot at `index` carrying `store`.
+fn snapshot_at(index: u64, term: u64, store: &MvccStore) -> raft::eraftpb::Snapshot {
+    let mut snap = raft::eraftpb::Snapshot::default();
+    snap.set_data(kvstore::snapshot::encode(store).into());
+    let meta = snap.mut_metadata();
+    meta.index = index;
+    meta.term = term;
+    meta.set_conf_state(raft::eraftpb::ConfState::from((vec![1, 2, 3], vec![])));
+    snap
+}
+
 fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
     let cluster = ClusterInfo::local(3);
     let mem = MemDisk::new(&cluster);
@@ -82,8 +109,9 @@ fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
     for op in ops {
         match op {
             Op::Append { at, count, term } => {
-                let last = mem.last_index().unwrap();
-                let first_new = 1 + u64::from(*at) % (last + 1);
+                // Raft only overwrites entries it still has: start within [first, last + 1].
+                let (first, last) = (mem.first_index().unwrap(), mem.last_index().unwrap());
+                let first_new = first + u64::from(*at) % (last + 2 - first);
                 let entries: Vec<Entry> = (0..u64::from(*count))
                     .map(|i| Entry {
                         index: first_new + i,
@@ -123,6 +151,25 @@ fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
             Op::Sync => {
                 mem.sync();
                 sled.sync();
+            }
+            Op::SaveSnapshot { at, compact } => {
+                let (first, last) = (mem.first_index().unwrap(), mem.last_index().unwrap());
+                if last < first {
+                    continue;
+                }
+                let index = first + u64::from(*at) % (last - first + 1);
+                let compact_to = first + u64::from(*compact) % (index - first + 1);
+                let snap = snapshot_at(index, mem.term(index).unwrap(), &store);
+                mem.save_snapshot(snap.clone(), compact_to);
+                sled.save_snapshot(snap, compact_to);
+            }
+            Op::InstallSnapshot { ahead } => {
+                let index = mem.last_index().unwrap() + u64::from(*ahead);
+                let term = mem.hard_state().term.max(1);
+                let snap = snapshot_at(index, term, &store);
+                mem.install_snapshot(&snap, &store);
+                sled.install_snapshot(&snap, &store);
+                applied = index;
             }
         }
     }

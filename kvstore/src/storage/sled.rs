@@ -9,6 +9,7 @@
 //! | `raft` | `e` + index (8 bytes, big-endian)     | a log entry                        |
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
 //! | `raft` | `snap`                                | the last raft snapshot (its data is a kvstore snapshot file) |
+//! | `raft` | `installed`                           | index and term (8 BE each) of the last snapshot *installed*: the log starts after it |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
@@ -40,6 +41,7 @@ use crate::proto::mvccpb::KeyValue;
 const HARD_STATE: &[u8] = b"hs";
 const MEMBERS: &[u8] = b"members";
 const SNAPSHOT: &[u8] = b"snap";
+const INSTALLED: &[u8] = b"installed";
 const CONF_STATE: &[u8] = b"cs";
 const ENTRY: u8 = b'e';
 const REVISION: u8 = b'r';
@@ -169,9 +171,15 @@ impl SledStorage {
         Some(snapshot)
     }
 
+    /// Index and term of the last snapshot installed from a leader: the entry just
+    /// before the log (0, 0 if none), as raft-rs's MemStorage tracks it.
     fn snapshot_index_term(&self) -> (u64, u64) {
-        self.saved_snapshot()
-            .map_or((0, 0), |s| (s.get_metadata().index, s.get_metadata().term))
+        let Some(bytes) = fatal(self.raft.get(INSTALLED), "read the snapshot index") else {
+            return (0, 0);
+        };
+        let index = u64::from_be_bytes(bytes[..8].try_into().expect("16 bytes"));
+        let term = u64::from_be_bytes(bytes[8..16].try_into().expect("16 bytes"));
+        (index, term)
     }
 
     fn bounds(&self) -> (u64, u64) {
@@ -310,6 +318,9 @@ impl Storage for SledStorage {
             SNAPSHOT,
             fatal(snapshot.write_to_bytes(), "encode the snapshot"),
         );
+        let mut installed = meta.index.to_be_bytes().to_vec();
+        installed.extend(meta.term.to_be_bytes());
+        raft.insert(INSTALLED, installed);
         fatal(self.raft.apply_batch(raft), "install the snapshot");
         // The store is replaced wholesale: drop every revision and lease, then write
         // the snapshot's, with the snapshot's index as the applied index.
@@ -416,9 +427,8 @@ impl raft::Storage for SledStorage {
     }
 
     fn term(&self, index: u64) -> raft::Result<u64> {
-        if index == 0 {
-            return Ok(0); // the empty log's "entry 0"
-        }
+        // The entry just before the log is the last snapshot's (index 0, term 0 when
+        // there is none yet: the empty log's "entry 0").
         let (snap_index, snap_term) = self.snapshot_index_term();
         if index == snap_index {
             return Ok(snap_term);

@@ -105,9 +105,10 @@
 //!
 //! ## Left out (for now)
 //!
-//! Auth, TLS, membership changes (`member add/remove`), and Raft log compaction (so
-//! raft snapshots for lagging members: every member keeps its whole log for now).
-//! Auth and TLS never will; the rest may.
+//! Auth, TLS and membership changes (`member add/remove`). Raft log compaction is in
+//! (`member/snapshots.rs`): every `snapshot_count` entries a member snapshots its
+//! store and drops old log entries, and a member that fell behind catches up from the
+//! leader's snapshot.
 
 #![warn(missing_docs)]
 

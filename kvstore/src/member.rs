@@ -158,6 +158,9 @@ pub struct Ready {
     pub watch_events: Vec<WatchEvents>,
     /// The index of a snapshot from the leader installed in place of log entries.
     pub installed_snapshot: Option<u64>,
+    /// Watches ended by the member: the history they still needed was compacted away
+    /// (after installing a snapshot).
+    pub canceled_watches: Vec<i64>,
 }
 
 impl Ready {
@@ -170,6 +173,7 @@ impl Ready {
             && self.completions.is_empty()
             && self.watch_events.is_empty()
             && self.installed_snapshot.is_none()
+            && self.canceled_watches.is_empty()
     }
 }
 

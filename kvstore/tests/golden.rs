@@ -384,4 +384,5 @@ golden!(
     isolated_member_rejoins,
     watch_and_compaction,
     lagging_member_catches_up_from_snapshot,
+    watch_on_a_lagging_member,
 );

@@ -13,6 +13,7 @@ use raft::eraftpb::Snapshot;
 
 use super::Member;
 use crate::storage::Storage;
+use crate::watch::WatchEvents;
 
 impl<S: Storage> Member<S> {
     /// Takes a snapshot if `snapshot_count` entries were applied since the last one.
@@ -46,5 +47,34 @@ impl<S: Storage> Member<S> {
         self.applied_index = index;
         self.last_snapshot = index;
         self.out.installed_snapshot = Some(index);
+        self.resume_watchers();
+    }
+
+    /// The store jumped ahead: feed each watcher what it missed from the installed
+    /// store's history (a snapshot carries it), or end the watch if that history was
+    /// compacted away — the client must then re-read and watch again, as after a
+    /// `410 Gone` in Kubernetes.
+    fn resume_watchers(&mut self) {
+        let ids: Vec<i64> = self.watchers.keys().copied().collect();
+        for id in ids {
+            let Some(watcher) = self.watchers.get_mut(&id) else {
+                continue;
+            };
+            match self.store.events_since(watcher.next_revision) {
+                Ok(history) => {
+                    let events = watcher.filter(&history);
+                    if !events.is_empty() {
+                        self.out.watch_events.push(WatchEvents {
+                            watch_id: id,
+                            events,
+                        });
+                    }
+                }
+                Err(_) => {
+                    self.watchers.remove(&id);
+                    self.out.canceled_watches.push(id);
+                }
+            }
+        }
     }
 }

@@ -250,6 +250,9 @@ async fn run<S: Storage>(
         }
         let ready = member.ready();
         outbound.send(ready.messages);
+        for id in &ready.canceled_watches {
+            watches.remove(id); // closing the sink ends the client's watch
+        }
         for done in ready.completions {
             if let Some(reply) = waiting.remove(&done.id) {
                 let _ = reply.send(done.result); // the client may have gone away

@@ -368,6 +368,19 @@ impl Api {
                             return;
                         }
                     }
+                    // The member ended the watch (its history was compacted, or the
+                    // member stopped): tell the client, which must watch again.
+                    let _ = out
+                        .send(Ok(WatchResponse {
+                            watch_id: id,
+                            canceled: true,
+                            cancel_reason: Error::Compacted {
+                                compact_revision: 0,
+                            }
+                            .to_string(),
+                            ..Default::default()
+                        }))
+                        .await;
                 });
                 Some(member_id)
             }

@@ -524,6 +524,13 @@ impl SimCluster {
                 self.say(line);
             }
         }
+        for w in &ready.canceled_watches {
+            let line = format!(
+                "{} watch {w} canceled: the history it needs was compacted",
+                self.name(id)
+            );
+            self.say(line);
+        }
         if let Some(index) = ready.installed_snapshot {
             let line = format!(
                 "{} installed a snapshot from the leader at index {index}",

@@ -192,6 +192,25 @@ impl MvccStore {
         self.revs.iter().map(|(r, s)| (*r, &s.kv, s.tombstone))
     }
 
+    /// The mutations that rebuild this whole store from nothing: every retained
+    /// version, the compaction point, every lease (for restoring a snapshot).
+    pub fn as_mutations(&self) -> Vec<Mutation> {
+        let versions = self
+            .stored()
+            .map(|(revision, kv, tombstone)| Mutation::Put {
+                revision,
+                kv: kv.clone(),
+                tombstone,
+            });
+        let leases = self
+            .leases()
+            .map(|(id, ttl)| Mutation::LeaseGranted { id, ttl });
+        versions
+            .chain([Mutation::Compacted(self.compact_revision())])
+            .chain(leases)
+            .collect()
+    }
+
     /// Takes the changes made since the last call, for storage to persist.
     pub fn take_mutations(&mut self) -> Vec<Mutation> {
         std::mem::take(&mut self.unsaved)

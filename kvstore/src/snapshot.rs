@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::membership::ClusterInfo;
-use crate::mvcc::{Mutation, MvccStore, Revision};
+use crate::mvcc::{MvccStore, Revision};
 use crate::proto::mvccpb::KeyValue;
 use crate::storage::sled::SledStorage;
 use crate::storage::Storage;
@@ -206,22 +206,7 @@ pub fn restore(bytes: &[u8], data_dir: &Path, cluster: &ClusterInfo) -> Result<S
         )));
     }
     let storage = SledStorage::open(data_dir, cluster)?;
-    let mut mutations: Vec<Mutation> = store
-        .stored()
-        .map(|(revision, kv, tombstone)| Mutation::Put {
-            revision,
-            kv: kv.clone(),
-            tombstone,
-        })
-        .collect();
-    if store.compact_revision() > 0 {
-        mutations.push(Mutation::Compacted(store.compact_revision()));
-    }
-    mutations.extend(
-        store
-            .leases()
-            .map(|(id, ttl)| Mutation::LeaseGranted { id, ttl }),
-    );
+    let mutations = store.as_mutations();
     // Applied index 0: the new cluster's log starts empty, above this store.
     storage.save_applied(0, mutations);
     storage.save_members(&cluster.members);

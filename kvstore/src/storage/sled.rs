@@ -329,20 +329,7 @@ impl Storage for SledStorage {
             mvcc.remove(fatal(old, "scan the store").0);
         }
         fatal(self.mvcc.apply_batch(mvcc), "clear the store");
-        let mut mutations: Vec<Mutation> = store
-            .stored()
-            .map(|(revision, kv, tombstone)| Mutation::Put {
-                revision,
-                kv: kv.clone(),
-                tombstone,
-            })
-            .collect();
-        mutations.push(Mutation::Compacted(store.compact_revision()));
-        mutations.extend(
-            store
-                .leases()
-                .map(|(id, ttl)| Mutation::LeaseGranted { id, ttl }),
-        );
+        let mutations = store.as_mutations();
         self.save_applied(meta.index, mutations);
         self.sync();
     }

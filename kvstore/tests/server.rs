@@ -14,6 +14,15 @@ use tonic::transport::Channel;
 mod support;
 use support::Cluster;
 
+/// A linearizable read of the pod key the test writes first.
+async fn get_alpine(kv: &mut KvClient<Channel>) -> kvstore::proto::etcdserverpb::RangeResponse {
+    let request = RangeRequest {
+        key: b"/registry/pods/default/alpine".to_vec(),
+        ..Default::default()
+    };
+    kv.range(request).await.unwrap().into_inner()
+}
+
 fn put(key: &str, value: &str) -> PutRequest {
     PutRequest {
         key: key.into(),
@@ -45,14 +54,7 @@ async fn three_members_serve_lose_quorum_and_recover() {
 
     // A linearizable read on another member sees it.
     let mut kv2 = cluster.kv(2).await;
-    let got = kv2
-        .range(RangeRequest {
-            key: b"/registry/pods/default/alpine".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get_alpine(&mut kv2).await;
     assert_eq!(got.kvs.len(), 1);
     assert_eq!(got.header.unwrap().member_id, 2);
 
@@ -116,14 +118,7 @@ async fn three_members_serve_lose_quorum_and_recover() {
     cluster.restart(2).await;
     put_eventually(&mut kv1, "after", "restart").await;
     let mut kv2 = cluster.kv(2).await;
-    let got = kv2
-        .range(RangeRequest {
-            key: b"/registry/pods/default/alpine".to_vec(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let got = get_alpine(&mut kv2).await;
     assert_eq!(
         got.kvs.len(),
         1,

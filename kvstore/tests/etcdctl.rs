@@ -158,9 +158,7 @@ async fn real_etcdctl_works_against_our_cluster() {
             "{out}"
         );
 
-        // Every member reports itself; exactly one of them is the leader. (With
-        // --cluster, etcdctl 3.4 sends the whole URL as the HTTP/2 :authority, which the
-        // h2 crate under tonic rejects; see the issue note.)
+        // Every member reports itself; exactly one of them is the leader.
         let mut leaders = 0;
         for e in [&e1, &e2, &e3] {
             let (code, out, _) = etcdctl(e, &["endpoint", "status"]);
@@ -170,6 +168,16 @@ async fn real_etcdctl_works_against_our_cluster() {
             leaders += usize::from(fields[4] == "true");
         }
         assert_eq!(leaders, 1);
+        // With --cluster, etcdctl asks the member list for every client URL and dials each
+        // by its URL, sending `http://…` as the HTTP/2 :authority (server/authority.rs).
+        let (code, out, err) = etcdctl(&e1, &["endpoint", "status", "--cluster"]);
+        assert_eq!(code, 0, "{err}");
+        let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split(", ").collect()).collect();
+        assert_eq!(rows.len(), 3, "{out}");
+        for row in &rows {
+            assert!(row[0].starts_with("http://127.0.0.1:"), "{out}");
+        }
+        assert_eq!(rows.iter().filter(|r| r[4] == "true").count(), 1, "{out}");
         let (code, _, err) = etcdctl(&e1, &["endpoint", "health", "--cluster"]);
         assert_eq!(code, 0, "{err}");
         let healthy = err

@@ -9,10 +9,13 @@
 //! - [`transport`]: Raft messages to and from the peers, over TCP on the peer URL;
 //! - [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services on the
 //!   client URL.
+//! - [`authority`]: a thin wrapper on each client connection that repairs the
+//!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
 //!
 //! [`start`] wires them together; the `etcd` binary (`src/bin/etcd.rs`) is a thin shell
 //! over it with etcd's flags.
 
+pub mod authority;
 pub mod driver;
 pub mod grpc;
 pub mod transport;
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::member::{Member, MemberConfig};
@@ -174,7 +178,10 @@ pub async fn start_on(
         .add_service(lease_server::LeaseServer::new(api.clone()))
         .add_service(cluster_server::ClusterServer::new(api.clone()))
         .add_service(maintenance_server::MaintenanceServer::new(api))
-        .serve_with_incoming(TcpListenerStream::new(client_listener));
+        .serve_with_incoming(
+            TcpListenerStream::new(client_listener)
+                .map(|conn| conn.map(authority::AuthorityFix::new)),
+        );
     runtime.spawn(transport::serve_peers(peer_listener, handle.clone()));
     runtime.spawn(async move {
         if let Err(e) = grpc.await {

@@ -15,6 +15,8 @@
 //! Errors come back as the crate's [`Error`], decoded from etcd's gRPC messages, so a
 //! caller can tell `request timed out` from `no leader` from `compacted`.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_stream::StreamExt as _;
@@ -104,7 +106,9 @@ impl ClientConfig {
 pub struct Client {
     config: ClientConfig,
     channels: Vec<Channel>,
-    current: usize,
+    /// The member in use, shared by every clone of this client so that one caller's
+    /// failover spares the others the dead member.
+    current: Arc<AtomicUsize>,
 }
 
 impl Client {
@@ -131,18 +135,18 @@ impl Client {
         Ok(Client {
             config,
             channels,
-            current: 0,
+            current: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// The endpoint the client is using now.
     pub fn current_endpoint(&self) -> &str {
-        &self.config.endpoints[self.current]
+        &self.config.endpoints[self.current.load(Ordering::Relaxed) % self.channels.len()]
     }
 
     /// Runs `call` against the current member, moving to the next one after a failure
     /// that `retry` allows, until the deadline.
-    async fn with_failover<T, F, Fut>(&mut self, retry: fn(&Status) -> bool, call: F) -> Result<T>
+    async fn with_failover<T, F, Fut>(&self, retry: fn(&Status) -> bool, call: F) -> Result<T>
     where
         F: Fn(Channel, Duration) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, Status>>,
@@ -156,11 +160,19 @@ impl Client {
             if left.is_zero() {
                 break;
             }
-            match call(self.channels[self.current].clone(), left).await {
+            let current = self.current.load(Ordering::Relaxed) % self.channels.len();
+            match call(self.channels[current].clone(), left).await {
                 Ok(value) => return Ok(value),
                 Err(status) if retry(&status) => {
                     last = Some(from_status(&status));
-                    self.current = (self.current + 1) % self.channels.len();
+                    // Move on, unless another clone already did.
+                    let next = (current + 1) % self.channels.len();
+                    let _ = self.current.compare_exchange(
+                        current,
+                        next,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                     attempts += 1;
                     if attempts % self.channels.len() == 0 {
                         // A whole round failed: give an election a moment.
@@ -174,7 +186,7 @@ impl Client {
     }
 
     /// Reads keys.
-    pub async fn range(&mut self, request: RangeRequest) -> Result<RangeResponse> {
+    pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         self.with_failover(retry_read, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
@@ -184,7 +196,7 @@ impl Client {
     }
 
     /// Writes a key.
-    pub async fn put(&mut self, request: PutRequest) -> Result<PutResponse> {
+    pub async fn put(&self, request: PutRequest) -> Result<PutResponse> {
         self.with_failover(never_happened, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
@@ -194,10 +206,7 @@ impl Client {
     }
 
     /// Deletes a key or a range.
-    pub async fn delete_range(
-        &mut self,
-        request: DeleteRangeRequest,
-    ) -> Result<DeleteRangeResponse> {
+    pub async fn delete_range(&self, request: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         self.with_failover(never_happened, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
@@ -212,7 +221,7 @@ impl Client {
     }
 
     /// Runs a transaction.
-    pub async fn txn(&mut self, request: TxnRequest) -> Result<TxnResponse> {
+    pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse> {
         self.with_failover(never_happened, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
@@ -222,7 +231,7 @@ impl Client {
     }
 
     /// Compacts history.
-    pub async fn compact(&mut self, revision: i64) -> Result<CompactionResponse> {
+    pub async fn compact(&self, revision: i64) -> Result<CompactionResponse> {
         self.with_failover(never_happened, |channel, left| {
             let mut request = tonic::Request::new(CompactionRequest {
                 revision,
@@ -235,7 +244,7 @@ impl Client {
     }
 
     /// The status of the member the client is using.
-    pub async fn status(&mut self) -> Result<StatusResponse> {
+    pub async fn status(&self) -> Result<StatusResponse> {
         self.with_failover(retry_read, |channel, left| {
             let mut request = tonic::Request::new(StatusRequest {});
             request.set_timeout(left);
@@ -251,7 +260,7 @@ impl Client {
 
     /// Downloads a snapshot of one member's store: the body and its SHA-256 trailer,
     /// exactly the bytes `etcdctl snapshot save` writes.
-    pub async fn snapshot(&mut self) -> Result<Vec<u8>> {
+    pub async fn snapshot(&self) -> Result<Vec<u8>> {
         self.with_failover(retry_read, |channel, _| async move {
             let mut stream = MaintenanceClient::new(channel)
                 .snapshot(SnapshotRequest {})
@@ -270,7 +279,7 @@ impl Client {
     /// ends when the member goes away; a caller resumes from the last revision it saw
     /// (`start_revision = last + 1`), which is what an informer does.
     pub async fn watch(
-        &mut self,
+        &self,
         create: WatchCreateRequest,
     ) -> Result<tonic::Streaming<WatchResponse>> {
         self.with_failover(retry_read, |channel, _| {

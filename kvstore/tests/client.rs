@@ -31,7 +31,7 @@ async fn the_client_fails_over_and_reports_typed_errors() {
     let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
     let mut config = ClientConfig::new(endpoints.clone());
     config.timeout = Duration::from_secs(10);
-    let mut client = Client::new(config).unwrap();
+    let client = Client::new(config).unwrap();
 
     client
         .put(put("/registry/pods/default/alpine", "v1"))
@@ -109,7 +109,7 @@ async fn the_client_fails_over_and_reports_typed_errors() {
     cluster.stop(second).await;
     let mut config = ClientConfig::new(endpoints);
     config.timeout = Duration::from_secs(4);
-    let mut client = Client::new(config).unwrap();
+    let client = Client::new(config).unwrap();
     let started = Instant::now();
     let err = client.put(put("k", "v")).await.unwrap_err();
     assert!(

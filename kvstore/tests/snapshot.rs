@@ -27,7 +27,7 @@ fn all_keys() -> RangeRequest {
 async fn save_restore_and_read_back_at_the_same_revision() {
     let mut old = Cluster::start(3).await;
     let endpoints: Vec<String> = (1..=3).map(|id| old.endpoint(id)).collect();
-    let mut client = Client::new(ClientConfig::new(endpoints)).unwrap();
+    let client = Client::new(ClientConfig::new(endpoints)).unwrap();
     for (key, value) in [
         ("/registry/namespaces/default", "ns"),
         ("/registry/pods/default/a", "1"),
@@ -157,7 +157,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
         endpoints.push(client_url);
     }
 
-    let mut client = Client::new(ClientConfig::new(endpoints)).unwrap();
+    let client = Client::new(ClientConfig::new(endpoints)).unwrap();
     let after = client.range(all_keys()).await.unwrap();
     assert_eq!(
         after.kvs, before.kvs,

@@ -120,7 +120,7 @@ fn run(cli: Cli) -> Result<(), String> {
 fn save(file: &PathBuf, endpoint: &str) -> Result<(), String> {
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     let bytes = runtime.block_on(async {
-        let mut client = Client::new(ClientConfig::new(vec![endpoint.to_string()]))
+        let client = Client::new(ClientConfig::new(vec![endpoint.to_string()]))
             .map_err(|e| e.to_string())?;
         client.snapshot().await.map_err(|e| e.to_string())
     })?;

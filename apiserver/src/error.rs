@@ -1,0 +1,241 @@
+//! The apiserver's one error type, and how each error becomes a `metav1.Status` with
+//! the HTTP code and reason kube-apiserver would give (kubectl prints
+//! `Error from server (<reason>): <message>`).
+
+use crate::types::{ListMeta, Status, StatusCause, StatusDetails};
+
+/// Which object an error is about: `pods` "alpine" in group "".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Target {
+    pub group: String,
+    /// The plural resource, as kube-apiserver puts it in messages (`pods "x" not found`).
+    pub resource: String,
+    pub name: String,
+}
+
+impl Target {
+    pub fn new(group: &str, resource: &str, name: &str) -> Self {
+        Target {
+            group: group.to_string(),
+            resource: resource.to_string(),
+            name: name.to_string(),
+        }
+    }
+
+    /// `pods` or `replicasets.apps`, as messages name a resource.
+    fn qualified(&self) -> String {
+        if self.group.is_empty() {
+            self.resource.clone()
+        } else {
+            format!("{}.{}", self.resource, self.group)
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("{} \"{}\" not found", .0.qualified(), .0.name)]
+    NotFound(Target),
+    /// A path that names no resource at all.
+    #[error("the server could not find the requested resource")]
+    NoSuchPath,
+    #[error("{} \"{}\" already exists", .0.qualified(), .0.name)]
+    AlreadyExists(Target),
+    /// An update carried a resourceVersion that is no longer current.
+    #[error("Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again", .0.qualified(), .0.name)]
+    Conflict(Target),
+    /// The object breaks a rule; each cause names a field.
+    #[error("{kind} \"{name}\" is invalid: {}", summary(.causes))]
+    Invalid {
+        group: String,
+        kind: String,
+        name: String,
+        causes: Vec<StatusCause>,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("the body of the request was too large: {0} bytes, at most {1}")]
+    TooLarge(usize, usize),
+    #[error("the server does not allow this method on the requested resource")]
+    MethodNotAllowed,
+    #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml")]
+    UnsupportedMediaType,
+    /// A watch or list asked for a revision etcd has compacted away.
+    #[error("{0}")]
+    Expired(String),
+    #[error("Unauthorized")]
+    Unauthorized,
+    /// etcd did not answer (no quorum, timeout): kube-apiserver reports etcd's words.
+    #[error("{0}")]
+    StorageUnavailable(String),
+    #[error("Internal error occurred: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn summary(causes: &[StatusCause]) -> String {
+    let parts: Vec<String> = causes
+        .iter()
+        .map(|c| format!("{}: {}", c.field, c.message))
+        .collect();
+    if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("[{}]", parts.join(", "))
+    }
+}
+
+impl Error {
+    /// The HTTP status code.
+    pub fn code(&self) -> u16 {
+        match self {
+            Error::NotFound(_) | Error::NoSuchPath => 404,
+            Error::AlreadyExists(_) | Error::Conflict(_) => 409,
+            Error::Invalid { .. } => 422,
+            Error::BadRequest(_) => 400,
+            Error::TooLarge(..) => 413,
+            Error::MethodNotAllowed => 405,
+            Error::UnsupportedMediaType => 415,
+            Error::Expired(_) => 410,
+            Error::Unauthorized => 401,
+            Error::StorageUnavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// `metav1.StatusReason`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::NotFound(_) | Error::NoSuchPath => "NotFound",
+            Error::AlreadyExists(_) => "AlreadyExists",
+            Error::Conflict(_) => "Conflict",
+            Error::Invalid { .. } => "Invalid",
+            Error::BadRequest(_) => "BadRequest",
+            Error::TooLarge(..) => "RequestEntityTooLarge",
+            Error::MethodNotAllowed => "MethodNotAllowed",
+            Error::UnsupportedMediaType => "UnsupportedMediaType",
+            Error::Expired(_) => "Expired",
+            Error::Unauthorized => "Unauthorized",
+            Error::StorageUnavailable(_) => "ServiceUnavailable",
+            Error::Internal(_) => "InternalError",
+        }
+    }
+
+    /// The `Status` object sent as the response body.
+    pub fn to_status(&self) -> Status {
+        let details = match self {
+            Error::NotFound(t) | Error::AlreadyExists(t) | Error::Conflict(t) => {
+                Some(StatusDetails {
+                    name: t.name.clone(),
+                    group: t.group.clone(),
+                    kind: t.resource.clone(),
+                    ..StatusDetails::default()
+                })
+            }
+            Error::Invalid {
+                group,
+                kind,
+                name,
+                causes,
+            } => Some(StatusDetails {
+                name: name.clone(),
+                group: group.clone(),
+                kind: kind.clone(),
+                causes: causes.clone(),
+                ..StatusDetails::default()
+            }),
+            _ => None,
+        };
+        Status {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            metadata: ListMeta::default(),
+            status: "Failure".into(),
+            message: self.to_string(),
+            reason: self.reason().into(),
+            details,
+            code: self.code(),
+        }
+    }
+}
+
+impl From<kvstore::Error> for Error {
+    fn from(e: kvstore::Error) -> Self {
+        match e {
+            kvstore::Error::Compacted { .. } => {
+                Error::Expired("The resourceVersion for the provided list is too old.".into())
+            }
+            kvstore::Error::Timeout
+            | kvstore::Error::NoLeader
+            | kvstore::Error::LeaderChanged
+            | kvstore::Error::Unavailable(_)
+            | kvstore::Error::Stopped => Error::StorageUnavailable(e.to_string()),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A field that is missing.
+pub fn required(field: &str) -> StatusCause {
+    StatusCause {
+        reason: "FieldValueRequired".into(),
+        message: "Required value".into(),
+        field: field.into(),
+    }
+}
+
+/// A field whose value breaks a rule.
+pub fn invalid(field: &str, value: &str, why: &str) -> StatusCause {
+    StatusCause {
+        reason: "FieldValueInvalid".into(),
+        message: format!("Invalid value: \"{value}\": {why}"),
+        field: field.into(),
+    }
+}
+
+/// A field that may not change after creation.
+pub fn immutable(field: &str) -> StatusCause {
+    StatusCause {
+        reason: "FieldValueInvalid".into(),
+        message: "field is immutable".into(),
+        field: field.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_as_kubernetes_writes_them() {
+        let e = Error::NotFound(Target::new("", "pods", "nope"));
+        let s = e.to_status();
+        assert_eq!((s.code, s.reason.as_str()), (404, "NotFound"));
+        assert_eq!(s.message, "pods \"nope\" not found");
+        let e = Error::Conflict(Target::new("apps", "replicasets", "web"));
+        assert!(e.to_string().starts_with(
+            "Operation cannot be fulfilled on replicasets.apps \"web\": the object has been modified"
+        ));
+        let e = Error::Invalid {
+            group: String::new(),
+            kind: "Pod".into(),
+            name: "x".into(),
+            causes: vec![required("spec.containers")],
+        };
+        assert_eq!(e.to_string(), "Pod \"x\" is invalid: spec.containers: Required value");
+        assert_eq!(e.to_status().details.unwrap().causes.len(), 1);
+    }
+
+    #[test]
+    fn etcd_errors_become_unavailable_or_expired() {
+        let e: Error = kvstore::Error::Timeout.into();
+        assert_eq!(e.code(), 503);
+        assert_eq!(e.to_string(), "etcdserver: request timed out");
+        let e: Error = kvstore::Error::Compacted {
+            compact_revision: 5,
+        }
+        .into();
+        assert_eq!(e.code(), 410);
+    }
+}

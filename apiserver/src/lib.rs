@@ -1,0 +1,93 @@
+//! # apiserver — kube-apiserver in miniature
+//!
+//! ## What kube-apiserver does
+//!
+//! Everything in Kubernetes talks to one component: the API server. `kubectl`, the
+//! scheduler, the controllers and every kubelet read and write *objects* (Pods, Nodes,
+//! ReplicaSets, ...) through its REST API, and none of them touches etcd. The API server
+//! is the only client of etcd. It decodes each request, checks it, fills in what the
+//! server owns, and turns it into one etcd operation. It keeps no state of its own, so
+//! you can run several (here: on node1 and node2) and lose one.
+//!
+//! ## REST → registry → etcd keys
+//!
+//! A request such as `POST /api/v1/namespaces/default/pods` is handled in three steps:
+//!
+//! 1. [`http`] routes the path to a kind and a verb. `pods` in namespace `default` is a
+//!    *collection*; POST on a collection means *create*.
+//! 2. [`rest`] runs the verb. It decodes the JSON into the kind's struct ([`types`]),
+//!    sets `uid` and `creationTimestamp`, applies defaults and validation from
+//!    [`strategy`], and builds the etcd key from the table in [`registry`]:
+//!    `/registry/pods/default/alpine`. Nodes are the odd one out: they live under
+//!    `/registry/minions/`, the name Kubernetes used before "node".
+//! 3. [`store`] makes one guarded etcd transaction. A create writes only if the key
+//!    does not exist yet (`create_revision == 0`); otherwise the answer is
+//!    `409 AlreadyExists`.
+//!
+//! ## resourceVersion is the etcd revision
+//!
+//! Every etcd write gets the next revision of the whole store. kube-apiserver does not
+//! store a version number in the object. `metadata.resourceVersion` is simply the key's
+//! `mod_revision`, filled in as the object is read back. Two things follow from that.
+//!
+//! - **Optimistic concurrency.** An update sends back the resourceVersion it read. The
+//!   write is a transaction "only if `mod_revision` is still N". If someone else wrote in
+//!   between, the answer is `409 Conflict`; the client reads again and retries.
+//! - **Watch needs revisions.** A list returns the revision it was read at. A watch
+//!   from that revision gets every change after it, from etcd's history, so no change
+//!   falls between the list and the watch. A client whose watch breaks resumes from the
+//!   last resourceVersion it saw. When etcd has compacted that history away, the watch
+//!   answers `410 Expired`, and the client must list again. This is the informer
+//!   pattern the scheduler and the controllers are built on ([`watch`], [`stream`]).
+//!
+//! ## What kubectl asks for
+//!
+//! Observed with kubectl 1.32 against a logging server (details in
+//! `shared/reference/compat-kubectl-etcdctl.md`):
+//! - `GET /version` first. The installed kubectl is a dispatcher that runs the kubectl
+//!   matching the server's minor version, so we answer `1.32`.
+//! - Discovery: `GET /api` and `GET /apis` in the *aggregated* form, which lists every
+//!   resource in two requests. It is served with the exact Content-Type
+//!   `application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList` ([`discovery`]).
+//! - `kubectl get` asks for a server-side `Table`. kubectl prints the columns the server
+//!   chooses, so the pod columns (NAME READY STATUS RESTARTS AGE) are computed here
+//!   ([`table`]).
+//! - `kubectl apply` first reads `/openapi/v3` to check that PATCH takes a
+//!   `fieldValidation` parameter, then sends a *strategic merge patch*, which merges
+//!   containers by name ([`patch`]).
+//! - `kubectl delete` waits for the object to go, with a watch filtered by
+//!   `fieldSelector=metadata.name=...` ([`selectors`]).
+//!
+//! ## Read next
+//!
+//! [`rest`] (the verbs), then [`store`] (the etcd side), then [`stream`] (lists and
+//! watches).
+//!
+//! ## Left out
+//!
+//! - Admission webhooks, RBAC (any valid token may do anything), and API versions other
+//!   than one per group.
+//! - Protobuf encoding: etcd holds JSON, so `etcdctl get` is readable.
+//! - The watch cache: every watch is its own etcd watch.
+//! - Graceful deletion and finalizers: a DELETE removes the object at once.
+//! - Server-side apply's field managers: `apply-patch+yaml` is a merge that creates.
+//! - JSON patch (`--type=json`).
+
+pub mod clock;
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod names;
+pub mod patch;
+pub mod registry;
+pub mod rest;
+pub mod selectors;
+pub mod server;
+pub mod store;
+pub mod strategy;
+pub mod stream;
+pub mod table;
+pub mod types;
+pub mod watch;
+
+pub use error::{Error, Result};

@@ -1,0 +1,149 @@
+//! Starting an apiserver: its configuration (kube-apiserver's flags), the system
+//! namespaces it creates at start, and a handle to stop it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::http::{serve, ApiServer};
+use crate::registry;
+use crate::rest::{Registry, Scope};
+use crate::store::Store;
+
+/// The namespaces kube-apiserver makes sure exist.
+pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// What `kube-apiserver --etcd-servers=... --token-auth-file=...` is told.
+#[derive(Clone)]
+pub struct Config {
+    pub etcd_servers: Vec<String>,
+    /// How long one etcd call may take, failovers included.
+    pub etcd_timeout: Duration,
+    /// `host:port` clients are told to use.
+    pub advertise: String,
+    /// Bearer token → user; empty means no authentication.
+    pub tokens: HashMap<String, String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Config {
+    pub fn new(etcd_servers: Vec<String>) -> Self {
+        Config {
+            etcd_servers,
+            etcd_timeout: Duration::from_secs(5),
+            advertise: String::new(),
+            tokens: HashMap::new(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// Reads a `--token-auth-file`: CSV lines `token,user,uid[,"group1,group2"]`.
+pub fn parse_token_file(text: &str) -> Result<HashMap<String, String>> {
+    let mut tokens = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.splitn(4, ',').collect();
+        if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
+            return Err(Error::BadRequest(format!(
+                "token file line {}: want token,user,uid[,groups]",
+                n + 1
+            )));
+        }
+        tokens.insert(fields[0].to_string(), fields[1].to_string());
+    }
+    Ok(tokens)
+}
+
+/// A running apiserver.
+pub struct Running {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting connections (open watches end with their tasks).
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves the API on `listener` and creates the system namespaces in the background
+/// (retrying until etcd answers, as kube-apiserver's bootstrap controller does).
+pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let store = Store::new(config.etcd_servers.clone(), config.etcd_timeout)?;
+    let registry = Registry {
+        store,
+        clock: config.clock.clone(),
+    };
+    let advertise = if config.advertise.is_empty() {
+        addr.to_string()
+    } else {
+        config.advertise.clone()
+    };
+    let server = Arc::new(ApiServer {
+        registry: registry.clone(),
+        advertise,
+        tokens: config.tokens.clone(),
+    });
+    let task = tokio::spawn(async move {
+        tokio::spawn(bootstrap(registry));
+        if let Err(e) = serve(listener, server).await {
+            tracing::error!(error = %e, "the apiserver stopped accepting connections");
+        }
+    });
+    Ok(Running { addr, task })
+}
+
+async fn bootstrap(registry: Registry) {
+    let namespaces = registry::find("", "v1", "namespaces").expect("namespaces are served");
+    for ns in SYSTEM_NAMESPACES {
+        loop {
+            let scope = Scope {
+                rt: namespaces,
+                namespace: "",
+                name: "",
+            };
+            let body = json!({"metadata": {"name": ns}});
+            match registry.create(scope, body, false).await {
+                Ok(_) | Err(Error::AlreadyExists(_)) => break,
+                Err(e) => {
+                    tracing::info!(error = %e, namespace = ns, "waiting for etcd to create a namespace");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_files_read_like_kube_apiservers() {
+        let t = parse_token_file("# admin\nabc,admin,1,\"system:masters\"\n\nk1,kubelet-node1,2\n").unwrap();
+        assert_eq!(t["abc"], "admin");
+        assert_eq!(t["k1"], "kubelet-node1");
+        assert!(parse_token_file("lonely").is_err());
+    }
+}

@@ -120,10 +120,14 @@ pub fn api_group_list() -> Value {
 
 /// `GET /apis/{group}`, legacy form; `None` for an unknown group.
 pub fn api_group(group: &str) -> Option<Value> {
-    let (_, version) = groups().into_iter().find(|(g, _)| *g == group && !g.is_empty())?;
+    let (_, version) = groups()
+        .into_iter()
+        .find(|(g, _)| *g == group && !g.is_empty())?;
     let gv = json!({"groupVersion": format!("{group}/{version}"), "version": version});
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": group,
-                "versions": [gv], "preferredVersion": gv}))
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": group,
+                "versions": [gv], "preferredVersion": gv}),
+    )
 }
 
 /// `GET /api/v1` or `GET /apis/{group}/{version}`: the resources of one group-version.
@@ -156,8 +160,10 @@ pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
     } else {
         format!("{group}/{version}")
     };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                "resources": resources}))
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                "resources": resources}),
+    )
 }
 
 /// `GET /openapi/v3`: one path per group-version.
@@ -187,7 +193,10 @@ pub fn openapi_group_version(path: &str) -> Option<Value> {
         _ => return None,
     };
     let mut paths = serde_json::Map::new();
-    for r in all().iter().filter(|r| r.group == group && r.version == version) {
+    for r in all()
+        .iter()
+        .filter(|r| r.group == group && r.version == version)
+    {
         let base = if group.is_empty() {
             format!("/api/{version}")
         } else {
@@ -208,8 +217,10 @@ pub fn openapi_group_version(path: &str) -> Option<Value> {
     if paths.is_empty() {
         return None;
     }
-    Some(json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
-                "components": {"schemas": {}}, "paths": paths}))
+    Some(
+        json!({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"},
+                "components": {"schemas": {}}, "paths": paths}),
+    )
 }
 
 #[cfg(test)]

@@ -223,7 +223,10 @@ mod tests {
             name: "x".into(),
             causes: vec![required("spec.containers")],
         };
-        assert_eq!(e.to_string(), "Pod \"x\" is invalid: spec.containers: Required value");
+        assert_eq!(
+            e.to_string(),
+            "Pod \"x\" is invalid: spec.containers: Required value"
+        );
         assert_eq!(e.to_status().details.unwrap().causes.len(), 1);
     }
 

@@ -74,7 +74,11 @@ impl PartialEq for ResourceType {
 
 /// Parses a path (without the query) into a route.
 pub fn route(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     Some(match segs[..] {
         ["version"] => Route::Version,
         ["healthz" | "livez", ..] => Route::Health,
@@ -94,9 +98,11 @@ pub fn route(path: &str) -> Option<Route> {
 
 fn resource_route(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
     let namespaced = match rest {
-        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => registry::find(group, version, plural)
-            .filter(|rt| rt.namespaced)
-            .map(|rt| (rt, Some(ns.to_string()), tail)),
+        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
+            registry::find(group, version, plural)
+                .filter(|rt| rt.namespaced)
+                .map(|rt| (rt, Some(ns.to_string()), tail))
+        }
         _ => None,
     };
     let (rt, namespace, tail) = match namespaced {
@@ -171,7 +177,10 @@ fn json_typed(code: u16, v: &Value, content_type: &'static str) -> Response<Body
 
 /// An error as a `Status` body.
 pub fn error_response(e: &Error) -> Response<Body> {
-    json_response(e.code(), &serde_json::to_value(e.to_status()).unwrap_or_default())
+    json_response(
+        e.code(),
+        &serde_json::to_value(e.to_status()).unwrap_or_default(),
+    )
 }
 
 /// Accepts connections forever, one task per connection.
@@ -287,14 +296,18 @@ async fn dispatch(server: &Arc<ApiServer>, req: &ApiRequest) -> Result<Response<
         }
         Route::Api => json_response(200, &discovery::api_versions(&server.advertise)),
         Route::Apis => json_response(200, &discovery::api_group_list()),
-        Route::ApiGroup(g) => json_response(200, &discovery::api_group(&g).ok_or(Error::NoSuchPath)?),
-        Route::GroupVersion(g, v) => {
-            json_response(200, &discovery::api_resource_list(&g, &v).ok_or(Error::NoSuchPath)?)
+        Route::ApiGroup(g) => {
+            json_response(200, &discovery::api_group(&g).ok_or(Error::NoSuchPath)?)
         }
+        Route::GroupVersion(g, v) => json_response(
+            200,
+            &discovery::api_resource_list(&g, &v).ok_or(Error::NoSuchPath)?,
+        ),
         Route::OpenApiIndex => json_response(200, &discovery::openapi_index()),
-        Route::OpenApi(p) => {
-            json_response(200, &discovery::openapi_group_version(&p).ok_or(Error::NoSuchPath)?)
-        }
+        Route::OpenApi(p) => json_response(
+            200,
+            &discovery::openapi_group_version(&p).ok_or(Error::NoSuchPath)?,
+        ),
         Route::Resource {
             rt,
             namespace,
@@ -307,8 +320,10 @@ async fn dispatch(server: &Arc<ApiServer>, req: &ApiRequest) -> Result<Response<
 fn text(code: u16, s: &str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(s.to_string())).boxed());
     *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -349,23 +364,41 @@ async fn resource(
                 stream::watch(registry.clone(), rt, namespace, req, list_options(req)?).await
             }
             Method::GET => {
-                let list = registry.list(rt, namespace.as_deref(), &list_options(req)?).await?;
-                Ok(json_response(200, &stream::list_body(rt, list, table, registry.clock.now())))
+                let list = registry
+                    .list(rt, namespace.as_deref(), &list_options(req)?)
+                    .await?;
+                Ok(json_response(
+                    200,
+                    &stream::list_body(rt, list, table, registry.clock.now()),
+                ))
             }
             Method::POST if rt.namespaced && namespace.is_none() => Err(Error::MethodNotAllowed),
             Method::POST => {
-                let scope = Scope { rt, namespace: &ns, name: "" };
+                let scope = Scope {
+                    rt,
+                    namespace: &ns,
+                    name: "",
+                };
                 let dry = req.query.get("dryRun").is_some_and(|d| d == "All");
                 let created = registry.create(scope, req.json_body()?, dry).await?;
                 Ok(json_response(201, &created))
             }
             Method::DELETE => {
-                let list = registry.list(rt, namespace.as_deref(), &list_options(req)?).await?;
+                let list = registry
+                    .list(rt, namespace.as_deref(), &list_options(req)?)
+                    .await?;
                 let mut deleted = Vec::new();
                 for item in list.items {
                     let n = item["metadata"]["name"].as_str().unwrap_or("").to_string();
-                    let item_ns = item["metadata"]["namespace"].as_str().unwrap_or("").to_string();
-                    let scope = Scope { rt, namespace: &item_ns, name: &n };
+                    let item_ns = item["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string();
+                    let scope = Scope {
+                        rt,
+                        namespace: &item_ns,
+                        name: &n,
+                    };
                     match registry.delete(scope, None).await {
                         Ok(v) => deleted.push(v),
                         Err(Error::NotFound(_)) => {}
@@ -379,10 +412,17 @@ async fn resource(
             _ => Err(Error::MethodNotAllowed),
         };
     };
-    let scope = Scope { rt, namespace: &ns, name: &name };
+    let scope = Scope {
+        rt,
+        namespace: &ns,
+        name: &name,
+    };
     let one = |v: Value| {
         if table {
-            json_response(200, &stream::table_of(rt, vec![v], None, registry.clock.now()))
+            json_response(
+                200,
+                &stream::table_of(rt, vec![v], None, registry.clock.now()),
+            )
         } else {
             json_response(200, &v)
         }
@@ -390,12 +430,23 @@ async fn resource(
     match (sub.as_deref(), &req.method) {
         (Some(s), _) if !rt.has_subresource(s) => Err(Error::NoSuchPath),
         (None | Some("status"), &Method::GET) => Ok(one(registry.get(scope).await?)),
-        (None, &Method::PUT) => Ok(json_response(200, &registry.update(scope, req.json_body()?, false).await?)),
-        (Some("status"), &Method::PUT) => Ok(json_response(200, &registry.update(scope, req.json_body()?, true).await?)),
+        (None, &Method::PUT) => Ok(json_response(
+            200,
+            &registry.update(scope, req.json_body()?, false).await?,
+        )),
+        (Some("status"), &Method::PUT) => Ok(json_response(
+            200,
+            &registry.update(scope, req.json_body()?, true).await?,
+        )),
         (None | Some("status"), &Method::PATCH) => {
             let kind = patch_type(&req.content_type)?;
             let status_only = sub.is_some();
-            Ok(json_response(200, &registry.patch(scope, kind, req.json_body()?, status_only).await?))
+            Ok(json_response(
+                200,
+                &registry
+                    .patch(scope, kind, req.json_body()?, status_only)
+                    .await?,
+            ))
         }
         (None, &Method::DELETE) => {
             let opts: crate::types::DeleteOptions = if req.body.is_empty() {
@@ -403,16 +454,32 @@ async fn resource(
             } else {
                 serde_json::from_slice(&req.body).map_err(|e| Error::BadRequest(e.to_string()))?
             };
-            let pre = opts.preconditions.map(|p| (p.uid.unwrap_or_default(), p.resource_version.unwrap_or_default()));
+            let pre = opts.preconditions.map(|p| {
+                (
+                    p.uid.unwrap_or_default(),
+                    p.resource_version.unwrap_or_default(),
+                )
+            });
             Ok(json_response(200, &registry.delete(scope, pre).await?))
         }
         (Some("scale"), &Method::GET) => Ok(json_response(200, &registry.get_scale(scope).await?)),
-        (Some("scale"), &Method::PUT) => Ok(json_response(200, &registry.update_scale(scope, req.json_body()?, None).await?)),
+        (Some("scale"), &Method::PUT) => Ok(json_response(
+            200,
+            &registry.update_scale(scope, req.json_body()?, None).await?,
+        )),
         (Some("scale"), &Method::PATCH) => {
             let kind = patch_type(&req.content_type)?;
-            Ok(json_response(200, &registry.update_scale(scope, req.json_body()?, Some(kind)).await?))
+            Ok(json_response(
+                200,
+                &registry
+                    .update_scale(scope, req.json_body()?, Some(kind))
+                    .await?,
+            ))
         }
-        (Some("binding"), &Method::POST) => Ok(json_response(201, &registry.bind(scope, req.json_body()?).await?)),
+        (Some("binding"), &Method::POST) => Ok(json_response(
+            201,
+            &registry.bind(scope, req.json_body()?).await?,
+        )),
         (Some("log"), &Method::GET) => Err(Error::Internal(format!(
             "no kubelet serves the logs of pod {ns}/{name} yet"
         ))),
@@ -449,19 +516,31 @@ mod tests {
     #[test]
     fn paths_route_like_kube_apiserver() {
         let s = |x: &str| Some(x.to_string());
-        assert_eq!(res("/api/v1/namespaces/default/pods"), ("pods".into(), s("default"), None, None));
+        assert_eq!(
+            res("/api/v1/namespaces/default/pods"),
+            ("pods".into(), s("default"), None, None)
+        );
         assert_eq!(
             res("/api/v1/namespaces/default/pods/alpine/status"),
             ("pods".into(), s("default"), s("alpine"), s("status"))
         );
         assert_eq!(res("/api/v1/pods"), ("pods".into(), None, None, None));
-        assert_eq!(res("/api/v1/nodes/node1"), ("nodes".into(), None, s("node1"), None));
-        assert_eq!(res("/api/v1/namespaces/kube-system"), ("namespaces".into(), None, s("kube-system"), None));
+        assert_eq!(
+            res("/api/v1/nodes/node1"),
+            ("nodes".into(), None, s("node1"), None)
+        );
+        assert_eq!(
+            res("/api/v1/namespaces/kube-system"),
+            ("namespaces".into(), None, s("kube-system"), None)
+        );
         assert_eq!(
             res("/apis/apps/v1/namespaces/default/replicasets/web/scale"),
             ("replicasets".into(), s("default"), s("web"), s("scale"))
         );
-        assert_eq!(route("/apis/apps/v1"), Some(Route::GroupVersion("apps".into(), "v1".into())));
+        assert_eq!(
+            route("/apis/apps/v1"),
+            Some(Route::GroupVersion("apps".into(), "v1".into()))
+        );
         assert_eq!(route("/api/v1/pods/alpine"), None);
         assert_eq!(route("/api/v1/widgets"), None);
         assert_eq!(route("/nope"), None);

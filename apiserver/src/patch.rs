@@ -127,7 +127,10 @@ fn reorder(items: &mut Vec<Value>, order: &Value, merge_on: &str) {
     let Value::Array(order) = order else { return };
     let mut sorted = Vec::with_capacity(items.len());
     for o in order {
-        if let Some(at) = items.iter().position(|i| i.get(merge_on) == o.get(merge_on)) {
+        if let Some(at) = items
+            .iter()
+            .position(|i| i.get(merge_on) == o.get(merge_on))
+        {
             sorted.push(items.remove(at));
         }
     }
@@ -158,7 +161,10 @@ mod tests {
         strategic_merge_patch(&mut pod, &patch);
         let containers = pod["spec"]["containers"].as_array().unwrap();
         assert_eq!(containers.len(), 2);
-        assert_eq!(containers[0], json!({"name": "web", "image": "nginx:2", "args": ["a"]}));
+        assert_eq!(
+            containers[0],
+            json!({"name": "web", "image": "nginx:2", "args": ["a"]})
+        );
         assert!(pod["spec"].get("$setElementOrder/containers").is_none());
     }
 
@@ -169,7 +175,10 @@ mod tests {
         let patch = json!({"spec": {"containers": [{"name": "a", "$patch": "delete"}],
                                     "$deleteFromPrimitiveList/finalizers": ["x"]}});
         strategic_merge_patch(&mut doc, &patch);
-        assert_eq!(doc, json!({"spec": {"containers": [{"name": "b"}], "finalizers": ["y"]}}));
+        assert_eq!(
+            doc,
+            json!({"spec": {"containers": [{"name": "b"}], "finalizers": ["y"]}})
+        );
         // Lists without a merge key are replaced, as in a merge patch.
         let mut doc = json!({"args": ["a", "b"]});
         strategic_merge_patch(&mut doc, &json!({"args": ["c"]}));

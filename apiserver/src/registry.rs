@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn keys_follow_kube_apiservers_layout() {
         let pods = find("", "v1", "pods").unwrap();
-        assert_eq!(pods.key("default", "alpine"), "/registry/pods/default/alpine");
+        assert_eq!(
+            pods.key("default", "alpine"),
+            "/registry/pods/default/alpine"
+        );
         let nodes = find("", "v1", "nodes").unwrap();
         assert_eq!(nodes.key("", "node1"), "/registry/minions/node1");
         let rs = find("apps", "v1", "replicasets").unwrap();

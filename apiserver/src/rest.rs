@@ -104,9 +104,14 @@ impl Registry {
     /// Decodes a body as the kind: shape errors are `400 BadRequest`.
     fn decode(&self, rt: &ResourceType, body: Value) -> Result<Value> {
         if !body.is_object() {
-            return Err(Error::BadRequest("the request body must be a JSON object".into()));
+            return Err(Error::BadRequest(
+                "the request body must be a JSON object".into(),
+            ));
         }
-        for (field, want) in [("kind", rt.kind.to_string()), ("apiVersion", rt.api_version())] {
+        for (field, want) in [
+            ("kind", rt.kind.to_string()),
+            ("apiVersion", rt.api_version()),
+        ] {
             match body.get(field).and_then(Value::as_str) {
                 Some(have) if !have.is_empty() && have != want => {
                     return Err(Error::BadRequest(format!(
@@ -251,7 +256,10 @@ impl Registry {
             _ if !opts.continue_.is_empty() => return Err(bad_continue()),
             _ => (prefix.clone(), 0),
         };
-        let page = self.store.list(&prefix, &start, revision, opts.limit).await?;
+        let page = self
+            .store
+            .list(&prefix, &start, revision, opts.limit)
+            .await?;
         let mut items = Vec::with_capacity(page.items.len());
         for item in &page.items {
             let v = object_of(item)?;
@@ -307,7 +315,13 @@ impl Registry {
         } else if rt.has_status {
             new["status"] = old["status"].clone();
         }
-        for owned in ["uid", "creationTimestamp", "namespace", "generation", "deletionTimestamp"] {
+        for owned in [
+            "uid",
+            "creationTimestamp",
+            "namespace",
+            "generation",
+            "deletionTimestamp",
+        ] {
             match old["metadata"].get(owned) {
                 Some(v) => new["metadata"][owned] = v.clone(),
                 None => {
@@ -370,7 +384,11 @@ impl Registry {
     }
 
     /// `DELETE`: removes the object at once and returns its last state.
-    pub async fn delete(&self, scope: Scope<'_>, preconditions: Option<(String, String)>) -> Result<Value> {
+    pub async fn delete(
+        &self,
+        scope: Scope<'_>,
+        preconditions: Option<(String, String)>,
+    ) -> Result<Value> {
         let (old, rev) = self.read(scope).await?;
         if let Some((uid, rv)) = preconditions {
             let uid_ok = uid.is_empty() || old["metadata"]["uid"] == json!(uid);
@@ -392,7 +410,12 @@ impl Registry {
     }
 
     /// Writes `spec.replicas` from a Scale (PUT or PATCH of `/scale`).
-    pub async fn update_scale(&self, scope: Scope<'_>, scale: Value, patch: Option<PatchType>) -> Result<Value> {
+    pub async fn update_scale(
+        &self,
+        scope: Scope<'_>,
+        scale: Value,
+        patch: Option<PatchType>,
+    ) -> Result<Value> {
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -403,7 +426,9 @@ impl Registry {
                 None => s = scale.clone(),
             }
             let Some(replicas) = s["spec"]["replicas"].as_i64() else {
-                return Err(Error::BadRequest("spec.replicas of a Scale must be an integer".into()));
+                return Err(Error::BadRequest(
+                    "spec.replicas of a Scale must be an integer".into(),
+                ));
             };
             let mut new = old.clone();
             new["spec"]["replicas"] = json!(replicas);
@@ -426,14 +451,22 @@ impl Registry {
             return Err(Error::BadRequest("a Binding needs target.name".into()));
         };
         let (old, rev) = self.read(scope).await?;
-        if old["spec"]["nodeName"].as_str().is_some_and(|n| !n.is_empty()) {
+        if old["spec"]["nodeName"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+        {
             return Err(Error::Conflict(scope.target()));
         }
         let mut new = old.clone();
         new["spec"]["nodeName"] = json!(node);
-        let conditions = new["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conditions: Vec<Value> =
-            conditions.into_iter().filter(|c| c["type"] != "PodScheduled").collect();
+        let conditions = new["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
         conditions.push(json!({"type": "PodScheduled", "status": "True",
                                "lastProbeTime": null, "lastTransitionTime": self.now()}));
         new["status"]["conditions"] = Value::Array(conditions);

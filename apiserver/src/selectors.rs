@@ -67,7 +67,9 @@ fn split_top_level(s: &str) -> Vec<&str> {
 }
 
 fn bad(kind: &str, s: &str) -> Error {
-    Error::BadRequest(format!("unable to parse requirement: invalid {kind} selector: {s:?}"))
+    Error::BadRequest(format!(
+        "unable to parse requirement: invalid {kind} selector: {s:?}"
+    ))
 }
 
 /// Parses a label selector: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x)`, `a`, `!a`.
@@ -88,7 +90,10 @@ pub fn parse_labels(s: &str) -> Result<Selector> {
             Requirement::NotIn(k, set)
         } else if let Some((k, set)) = split_set(part, " in ") {
             Requirement::In(k, set)
-        } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+        } else if part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
             Requirement::Exists(part.to_string())
         } else {
             return Err(bad("label", part));
@@ -216,7 +221,10 @@ mod tests {
     fn label_selector_objects_match_and_print() {
         let mut sel = LabelSelector::default();
         sel.match_labels.insert("app".into(), "web".into());
-        assert!(matches_selector(&sel, &labels(&[("app", "web"), ("x", "y")])));
+        assert!(matches_selector(
+            &sel,
+            &labels(&[("app", "web"), ("x", "y")])
+        ));
         assert!(!matches_selector(&sel, &labels(&[("app", "db")])));
         assert_eq!(format_selector(&sel), "app=web");
     }

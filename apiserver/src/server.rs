@@ -18,7 +18,8 @@ use crate::rest::{Registry, Scope};
 use crate::store::Store;
 
 /// The namespaces kube-apiserver makes sure exist.
-pub const SYSTEM_NAMESPACES: [&str; 4] = ["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: [&str; 4] =
+    ["default", "kube-system", "kube-public", "kube-node-lease"];
 
 /// What `kube-apiserver --etcd-servers=... --token-auth-file=...` is told.
 #[derive(Clone)]
@@ -141,7 +142,8 @@ mod tests {
 
     #[test]
     fn token_files_read_like_kube_apiservers() {
-        let t = parse_token_file("# admin\nabc,admin,1,\"system:masters\"\n\nk1,kubelet-node1,2\n").unwrap();
+        let t = parse_token_file("# admin\nabc,admin,1,\"system:masters\"\n\nk1,kubelet-node1,2\n")
+            .unwrap();
         assert_eq!(t["abc"], "admin");
         assert_eq!(t["k1"], "kubelet-node1");
         assert!(parse_token_file("lonely").is_err());

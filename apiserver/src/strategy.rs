@@ -61,7 +61,11 @@ impl Strategy for Namespace {
 /// Tolerations every pod gets from kube-apiserver's DefaultTolerationSeconds admission
 /// plugin: stay 300 s on a node that went NotReady or unreachable, then be evicted.
 fn default_tolerations() -> [Toleration; 2] {
-    ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"].map(|key| Toleration {
+    [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ]
+    .map(|key| Toleration {
         key: key.into(),
         operator: "Exists".into(),
         effect: "NoExecute".into(),
@@ -94,9 +98,18 @@ impl Strategy for Pod {
             }
             if c.image_pull_policy.is_empty() {
                 // No tag or `:latest` means "always pull", as Kubernetes defaults it.
-                let tagged = c.image.rsplit('/').next().is_some_and(|last| last.contains(':'));
+                let tagged = c
+                    .image
+                    .rsplit('/')
+                    .next()
+                    .is_some_and(|last| last.contains(':'));
                 let latest = c.image.ends_with(":latest");
-                c.image_pull_policy = if !tagged || latest { "Always" } else { "IfNotPresent" }.into();
+                c.image_pull_policy = if !tagged || latest {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                }
+                .into();
             }
             for p in &mut c.ports {
                 if p.protocol.is_empty() {
@@ -199,7 +212,11 @@ fn qos_class(pod: &Pod) -> &'static str {
     let guaranteed = containers.iter().all(|c| {
         ["cpu", "memory"].iter().all(|r| {
             let limit = c.resources.limits.get(*r);
-            limit.is_some() && c.resources.requests.get(*r).is_none_or(|req| Some(req) == limit)
+            limit.is_some()
+                && c.resources
+                    .requests
+                    .get(*r)
+                    .is_none_or(|req| Some(req) == limit)
         })
     });
     if guaranteed {
@@ -269,7 +286,9 @@ fn validate_replicated(
     }
     for (i, c) in template.spec.containers.iter().enumerate() {
         if c.image.is_empty() {
-            causes.push(required(&format!("spec.template.spec.containers[{i}].image")));
+            causes.push(required(&format!(
+                "spec.template.spec.containers[{i}].image"
+            )));
         }
     }
     causes
@@ -371,8 +390,15 @@ mod tests {
     #[test]
     fn a_replicaset_selector_must_match_its_template() {
         let mut rs = ReplicaSet::default();
-        rs.spec.selector.match_labels.insert("app".into(), "web".into());
-        rs.spec.template.metadata.labels.insert("app".into(), "db".into());
+        rs.spec
+            .selector
+            .match_labels
+            .insert("app".into(), "web".into());
+        rs.spec
+            .template
+            .metadata
+            .labels
+            .insert("app".into(), "db".into());
         rs.spec.template.spec.containers.push(Container {
             name: "c".into(),
             image: "nginx".into(),
@@ -380,7 +406,11 @@ mod tests {
         });
         let causes = rs.validate();
         assert_eq!(causes[0].field, "spec.template.metadata.labels");
-        rs.spec.template.metadata.labels.insert("app".into(), "web".into());
+        rs.spec
+            .template
+            .metadata
+            .labels
+            .insert("app".into(), "web".into());
         assert!(rs.validate().is_empty());
     }
 

@@ -33,16 +33,23 @@ pub fn list_body(rt: &ResourceType, list: ListResult, table: bool, now: Timestam
 }
 
 /// A `meta.k8s.io/v1` Table of objects.
-pub fn table_of(rt: &ResourceType, items: Vec<Value>, revision: Option<i64>, now: Timestamp) -> Value {
+pub fn table_of(
+    rt: &ResourceType,
+    items: Vec<Value>,
+    revision: Option<i64>,
+    now: Timestamp,
+) -> Value {
     let rows: Vec<Value> = items
         .iter()
         .map(|v| row((rt.cells)(v, now), &v["metadata"]))
         .collect();
     let mut meta = json!({});
     let rv = revision.map(|r| r.to_string()).or_else(|| {
-        items
-            .first()
-            .and_then(|v| v["metadata"]["resourceVersion"].as_str().map(str::to_string))
+        items.first().and_then(|v| {
+            v["metadata"]["resourceVersion"]
+                .as_str()
+                .map(str::to_string)
+        })
     });
     if let Some(rv) = rv {
         meta["resourceVersion"] = json!(rv);
@@ -67,7 +74,11 @@ pub async fn watch(
     req: &ApiRequest,
     opts: ListOptions,
 ) -> Result<hyper::Response<Body>> {
-    let rv = req.query.get("resourceVersion").cloned().unwrap_or_default();
+    let rv = req
+        .query
+        .get("resourceVersion")
+        .cloned()
+        .unwrap_or_default();
     let table = req.accept.contains("as=Table");
     let timeout = req
         .query
@@ -100,7 +111,11 @@ pub async fn watch(
     tokio::spawn(async move {
         let run = async {
             for v in &initial {
-                if tx.send(line("ADDED", &render(v, clock.now()))).await.is_err() {
+                if tx
+                    .send(line("ADDED", &render(v, clock.now())))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -137,7 +152,11 @@ pub async fn watch(
                         }
                         match translate(rt, &opts, event) {
                             Ok(Some((type_, v))) => {
-                                if tx.send(line(type_, &render(&v, clock.now()))).await.is_err() {
+                                if tx
+                                    .send(line(type_, &render(&v, clock.now())))
+                                    .await
+                                    .is_err()
+                                {
                                     return;
                                 }
                             }

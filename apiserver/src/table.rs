@@ -250,8 +250,18 @@ impl Printer for Node {
 
 /// CONTAINERS and IMAGES cells of a pod template.
 fn containers_and_images(template: &PodTemplateSpec) -> (Value, Value) {
-    let names: Vec<&str> = template.spec.containers.iter().map(|c| c.name.as_str()).collect();
-    let images: Vec<&str> = template.spec.containers.iter().map(|c| c.image.as_str()).collect();
+    let names: Vec<&str> = template
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let images: Vec<&str> = template
+        .spec
+        .containers
+        .iter()
+        .map(|c| c.image.as_str())
+        .collect();
     (names.join(",").into(), images.join(",").into())
 }
 

@@ -102,7 +102,10 @@ mod tests {
         assert!(translate(pods, &opts, &e).unwrap().is_none());
         let e = put(kv("a", "node3", 6), Some(kv("a", "", 5)));
         let (t, obj) = translate(pods, &opts, &e).unwrap().unwrap();
-        assert_eq!((t, obj["metadata"]["resourceVersion"].as_str()), ("ADDED", Some("6")));
+        assert_eq!(
+            (t, obj["metadata"]["resourceVersion"].as_str()),
+            ("ADDED", Some("6"))
+        );
         let e = put(kv("a", "node1", 7), Some(kv("a", "node3", 6)));
         assert_eq!(translate(pods, &opts, &e).unwrap().unwrap().0, "DELETED");
         let mut gone = kv("a", "", 8);
@@ -113,6 +116,9 @@ mod tests {
             prev_kv: Some(kv("a", "node3", 6)),
         };
         let (t, obj) = translate(pods, &opts, &e).unwrap().unwrap();
-        assert_eq!((t, obj["metadata"]["resourceVersion"].as_str()), ("DELETED", Some("8")));
+        assert_eq!(
+            (t, obj["metadata"]["resourceVersion"].as_str()),
+            ("DELETED", Some("8"))
+        );
     }
 }

@@ -14,7 +14,10 @@ use clap::Parser;
 use apiserver::server::{parse_token_file, start, Config};
 
 #[derive(Parser)]
-#[command(name = "kube-apiserver", about = "The Kubernetes API server, in miniature")]
+#[command(
+    name = "kube-apiserver",
+    about = "The Kubernetes API server, in miniature"
+)]
 struct Args {
     /// etcd members to use, comma-separated client URLs.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -37,8 +40,7 @@ struct Args {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();

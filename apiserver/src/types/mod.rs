@@ -14,10 +14,10 @@ pub use self::apps::{
 };
 pub use self::core::{
     Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, EnvVar, Event, EventSource, Namespace,
-    NamespaceStatus, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
-    ObjectReference, Pod, PodCondition, PodSpec, PodStatus, ResourceList, ResourceRequirements,
-    Service, Taint, Toleration,
+    ContainerStateWaiting, ContainerStatus, EnvVar, Event, EventSource, Namespace, NamespaceStatus,
+    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, ObjectReference, Pod,
+    PodCondition, PodSpec, PodStatus, ResourceList, ResourceRequirements, Service, Taint,
+    Toleration,
 };
 pub use self::meta::{
     DeleteOptions, LabelSelector, LabelSelectorRequirement, List, ListMeta, Map, ObjectMeta,
@@ -78,11 +78,81 @@ macro_rules! resource {
     };
 }
 
-resource!(Namespace, "", "v1", "Namespace", "namespaces", "namespace", false, ["ns"], "namespaces");
+resource!(
+    Namespace,
+    "",
+    "v1",
+    "Namespace",
+    "namespaces",
+    "namespace",
+    false,
+    ["ns"],
+    "namespaces"
+);
 resource!(Pod, "", "v1", "Pod", "pods", "pod", true, ["po"], "pods");
-resource!(Node, "", "v1", "Node", "nodes", "node", false, ["no"], "minions");
-resource!(Event, "", "v1", "Event", "events", "event", true, ["ev"], "events");
-resource!(Service, "", "v1", "Service", "services", "service", true, ["svc"], "services/specs");
-resource!(ReplicaSet, "apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, ["rs"], "replicasets");
-resource!(Deployment, "apps", "v1", "Deployment", "deployments", "deployment", true, ["deploy"], "deployments");
-resource!(Lease, "coordination.k8s.io", "v1", "Lease", "leases", "lease", true, [], "leases");
+resource!(
+    Node,
+    "",
+    "v1",
+    "Node",
+    "nodes",
+    "node",
+    false,
+    ["no"],
+    "minions"
+);
+resource!(
+    Event,
+    "",
+    "v1",
+    "Event",
+    "events",
+    "event",
+    true,
+    ["ev"],
+    "events"
+);
+resource!(
+    Service,
+    "",
+    "v1",
+    "Service",
+    "services",
+    "service",
+    true,
+    ["svc"],
+    "services/specs"
+);
+resource!(
+    ReplicaSet,
+    "apps",
+    "v1",
+    "ReplicaSet",
+    "replicasets",
+    "replicaset",
+    true,
+    ["rs"],
+    "replicasets"
+);
+resource!(
+    Deployment,
+    "apps",
+    "v1",
+    "Deployment",
+    "deployments",
+    "deployment",
+    true,
+    ["deploy"],
+    "deployments"
+);
+resource!(
+    Lease,
+    "coordination.k8s.io",
+    "v1",
+    "Lease",
+    "leases",
+    "lease",
+    true,
+    [],
+    "leases"
+);

@@ -11,6 +11,7 @@
 //!   client URL.
 //! - [`authority`]: a thin wrapper on each client connection that repairs the
 //!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
+//! - [`local`]: a whole cluster of members in one process, for tests and the simulator.
 //!
 //! [`start`] wires them together; the `etcd` binary (`src/bin/etcd.rs`) is a thin shell
 //! over it with etcd's flags.
@@ -18,6 +19,7 @@
 pub mod authority;
 pub mod driver;
 pub mod grpc;
+pub mod local;
 pub mod transport;
 
 use std::collections::HashMap;

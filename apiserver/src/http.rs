@@ -256,6 +256,9 @@ pub struct ApiRequest {
 impl ApiRequest {
     fn json_body(&self) -> Result<Value> {
         let media = self.content_type.split(';').next().unwrap_or("").trim();
+        if media == "application/vnd.kubernetes.protobuf" {
+            return crate::protobuf::decode(&self.body);
+        }
         if media.contains("protobuf") || media.contains("cbor") {
             return Err(Error::UnsupportedMediaType);
         }

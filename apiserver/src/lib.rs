@@ -79,6 +79,7 @@ pub mod error;
 pub mod http;
 pub mod names;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod rest;
 pub mod selectors;

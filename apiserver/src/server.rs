@@ -57,7 +57,7 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<String, String>> {
         let fields: Vec<&str> = line.splitn(4, ',').collect();
         if fields.len() < 3 || fields[0].is_empty() || fields[1].is_empty() {
             return Err(Error::BadRequest(format!(
-                "token file line {}: want token,user,uid[,groups]",
+                "token file line {}: want `token,user,uid[,groups]`",
                 n + 1
             )));
         }

@@ -51,6 +51,12 @@ pub fn from_status(status: &Status) -> Error {
     if let Some(e) = known.into_iter().find(|e| e.to_string() == message) {
         return e;
     }
+    // The client's own deadline passed before any member answered.
+    let deadline = status.code() == Code::DeadlineExceeded
+        || (status.code() == Code::Cancelled && message.contains("Timeout expired"));
+    if deadline {
+        return Error::Timeout;
+    }
     if message == "etcdserver: mvcc: required revision has been compacted" {
         return Error::Compacted {
             compact_revision: 0,

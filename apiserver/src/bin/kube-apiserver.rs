@@ -31,7 +31,7 @@ struct Args {
     /// The address clients are told to use (defaults to the bind address).
     #[arg(long, default_value = "")]
     advertise_address: String,
-    /// CSV file of bearer tokens: token,user,uid[,groups].
+    /// CSV file of bearer tokens: `token,user,uid[,groups]`.
     #[arg(long)]
     token_auth_file: Option<std::path::PathBuf>,
 }

@@ -70,6 +70,16 @@ pub enum Error {
     StorageUnavailable(String),
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// (client side) No apiserver could be reached.
+    #[error("unable to reach the API server: {0}")]
+    Unreachable(String),
+    /// (client side) The apiserver answered with a failure the variants above do not name.
+    #[error("{message}")]
+    Remote {
+        code: u16,
+        reason: String,
+        message: String,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -101,6 +111,8 @@ impl Error {
             Error::Unauthorized => 401,
             Error::StorageUnavailable(_) => 503,
             Error::Internal(_) => 500,
+            Error::Unreachable(_) => 503,
+            Error::Remote { code, .. } => *code,
         }
     }
 
@@ -119,6 +131,8 @@ impl Error {
             Error::Unauthorized => "Unauthorized",
             Error::StorageUnavailable(_) => "ServiceUnavailable",
             Error::Internal(_) => "InternalError",
+            Error::Unreachable(_) => "ServiceUnavailable",
+            Error::Remote { .. } => "Unknown",
         }
     }
 

@@ -183,21 +183,46 @@ pub fn error_response(e: &Error) -> Response<Body> {
     )
 }
 
-/// Accepts connections forever, one task per connection.
-pub async fn serve(listener: TcpListener, server: Arc<ApiServer>) -> std::io::Result<()> {
+/// Accepts connections forever, one task per connection; with `tls`, each connection
+/// is a TLS handshake first.
+pub async fn serve(
+    listener: TcpListener,
+    server: Arc<ApiServer>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
+    // Connections live in a set owned by this loop: when the loop is aborted (the
+    // server stops), every connection goes with it.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (tcp, _) = listener.accept().await?;
+        let tcp = tokio::select! {
+            accepted = listener.accept() => accepted?.0,
+            Some(_) = connections.join_next() => continue,
+        };
         let server = server.clone();
-        tokio::spawn(async move {
+        let tls = tls.clone();
+        connections.spawn(async move {
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(handle(server, req).await) }
             });
-            let io = hyper_util::rt::TokioIo::new(tcp);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await
-            {
+            let http = hyper::server::conn::http1::Builder::new();
+            let served = match tls {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(stream) => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        http.serve_connection(io, service).await
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                },
+                None => {
+                    let io = hyper_util::rt::TokioIo::new(tcp);
+                    http.serve_connection(io, service).await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, "connection ended");
             }
         });

@@ -73,12 +73,16 @@
 //! - Server-side apply's field managers: `apply-patch+yaml` is a merge that creates.
 //! - JSON patch (`--type=json`).
 
+pub mod client;
 pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod http;
+pub mod informer;
+pub mod kubeconfig;
 pub mod names;
 pub mod patch;
+pub mod pki;
 pub mod protobuf;
 pub mod registry;
 pub mod rest;

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::http::{serve, ApiServer};
+use crate::pki;
 use crate::registry;
 use crate::rest::{Registry, Scope};
 use crate::store::Store;
@@ -32,6 +33,9 @@ pub struct Config {
     /// Bearer token → user; empty means no authentication.
     pub tokens: HashMap<String, String>,
     pub clock: Arc<dyn Clock>,
+    /// Serving certificate and key (PEM), as `--tls-cert-file`/`--tls-private-key-file`;
+    /// without them the API is plain HTTP (and kubectl will not send tokens).
+    pub tls: Option<(String, String)>,
 }
 
 impl Config {
@@ -42,6 +46,7 @@ impl Config {
             advertise: String::new(),
             tokens: HashMap::new(),
             clock: Arc::new(SystemClock),
+            tls: None,
         }
     }
 }
@@ -73,8 +78,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections (open watches end with their tasks).
-    pub fn stop(self) {
+    /// Stops the server like a killed process: the listener and every open
+    /// connection (watches included) close.
+    pub fn stop_serving(&self) {
         self.task.abort();
     }
 }
@@ -106,9 +112,15 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         advertise,
         tokens: config.tokens.clone(),
     });
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(pki::server_config(
+            cert, key,
+        )?)),
+        None => None,
+    };
     let task = tokio::spawn(async move {
         tokio::spawn(bootstrap(registry));
-        if let Err(e) = serve(listener, server).await {
+        if let Err(e) = serve(listener, server, tls).await {
             tracing::error!(error = %e, "the apiserver stopped accepting connections");
         }
     });

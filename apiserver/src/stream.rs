@@ -168,11 +168,19 @@ pub async fn watch(
                 failures += 1;
             }
         };
-        match timeout {
-            Some(t) => {
-                let _ = tokio::time::timeout(t, run).await;
+        let closed = tx.closed();
+        let bounded = async {
+            match timeout {
+                Some(t) => {
+                    let _ = tokio::time::timeout(t, run).await;
+                }
+                None => run.await,
             }
-            None => run.await,
+        };
+        // The client hung up (or the server stopped): stop watching etcd at once.
+        tokio::select! {
+            _ = bounded => {}
+            _ = closed => {}
         }
     });
     Ok(streamed(rx))

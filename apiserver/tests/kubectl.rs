@@ -101,10 +101,20 @@ async fn real_kubectl_works_against_our_apiserver() {
     let out = env.ok(&["version"]).await;
     assert!(out.contains("Server Version: v1.32.0-miniplane"), "{out}");
     let out = env.ok(&["cluster-info"]).await;
-    let url = format!("http://{}", env.apiserver.addr);
+    let url = env.url();
     assert!(
         out.contains(&format!("Kubernetes control plane is running at {url}")),
         "{out}"
+    );
+
+    // TLS with the cluster CA and a bearer token; without the token, 401.
+    let args = ["get", "pods", "--token=wrong"];
+    let out = env.kubectl(&args).await;
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("error: You must be logged in to the server (Unauthorized)"),
+        "{out:?}"
     );
 
     let out = env.ok(&["get", "ns"]).await;

@@ -3,7 +3,9 @@
 //! ```text
 //! cargo run -p apiserver --bin kube-apiserver -- \
 //!   --etcd-servers=http://127.0.0.1:12379,http://127.0.0.1:22379 \
-//!   --bind-address=127.0.0.1 --secure-port=6443
+//!   --bind-address=127.0.0.1 --secure-port=6443 \
+//!   --tls-cert-file=apiserver.crt --tls-private-key-file=apiserver.key \
+//!   --token-auth-file=tokens.csv
 //! ```
 
 use std::net::SocketAddr;
@@ -25,9 +27,15 @@ struct Args {
     /// The address to listen on.
     #[arg(long, default_value = "0.0.0.0")]
     bind_address: String,
-    /// The port to serve the API on (plain HTTP until TLS lands; see the crate docs).
+    /// The port to serve the API on (HTTPS with --tls-cert-file, else plain HTTP).
     #[arg(long, default_value_t = 6443)]
     secure_port: u16,
+    /// The serving certificate (PEM), signed by the cluster CA.
+    #[arg(long)]
+    tls_cert_file: Option<std::path::PathBuf>,
+    /// The serving certificate's private key (PEM).
+    #[arg(long)]
+    tls_private_key_file: Option<std::path::PathBuf>,
     /// The address clients are told to use (defaults to the bind address).
     #[arg(long, default_value = "")]
     advertise_address: String,
@@ -59,6 +67,22 @@ async fn main() -> ExitCode {
                 eprintln!("error: --token-auth-file {}: {e}", path.display());
                 return ExitCode::from(1);
             }
+        }
+    }
+    match (&args.tls_cert_file, &args.tls_private_key_file) {
+        (Some(cert), Some(key)) => {
+            match (std::fs::read_to_string(cert), std::fs::read_to_string(key)) {
+                (Ok(cert), Ok(key)) => config.tls = Some((cert, key)),
+                (Err(e), _) | (_, Err(e)) => {
+                    eprintln!("error: reading --tls-cert-file/--tls-private-key-file: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        (None, None) => {}
+        _ => {
+            eprintln!("error: --tls-cert-file and --tls-private-key-file go together");
+            return ExitCode::from(1);
         }
     }
     let addr: SocketAddr = match format!("{}:{}", args.bind_address, args.secure_port).parse() {

@@ -6,12 +6,15 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use apiserver::kubeconfig::Kubeconfig;
+use apiserver::pki::Ca;
 use apiserver::server::{start, Config, Running};
 use kvstore::server::local::{LocalCluster, Timing};
 
 pub struct Env {
     pub etcd: LocalCluster,
     pub apiserver: Running,
+    pub ca: Ca,
     pub kubeconfig: PathBuf,
     pub home: PathBuf,
     pub dir: tempfile::TempDir,
@@ -25,33 +28,35 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// The admin's bearer token in the test cluster's token file.
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
 impl Env {
+    /// etcd ×3 and one apiserver serving HTTPS with a CA made here and the admin token.
     pub async fn start() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let etcd = LocalCluster::start(&dir.path().join("etcd"), 3, Timing::default())
             .await
             .unwrap();
-        let mut config = Config::new(etcd.endpoints());
-        config.etcd_timeout = Duration::from_secs(2);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let apiserver = start(listener, config).await.unwrap();
+        let ca = Ca::generate().unwrap();
+        let (apiserver, ca) = start_apiserver(&etcd, ca).await;
         let kubeconfig = dir.path().join("kubeconfig");
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: mini\n  cluster:\n    server: http://{}\n\
-                 contexts:\n- name: mini\n  context:\n    cluster: mini\n    user: admin\n\
-                 current-context: mini\nusers:\n- name: admin\n  user: {{}}\n",
-                apiserver.addr
-            ),
-        )
-        .unwrap();
+        let server = format!("https://{}", apiserver.addr);
+        let config = Kubeconfig::new(
+            "kubernetes",
+            &server,
+            &ca.cert_pem,
+            "kubernetes-admin",
+            ADMIN_TOKEN,
+        );
+        std::fs::write(&kubeconfig, config.to_yaml()).unwrap();
         // A fresh HOME: kubectl caches discovery there for hours.
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
         let env = Env {
             etcd,
             apiserver,
+            ca,
             kubeconfig,
             home,
             dir,
@@ -60,6 +65,23 @@ impl Env {
         env.until(&["get", "ns", "kube-system"], |o| o.code == 0)
             .await;
         env
+    }
+
+    /// Another apiserver over the same etcd (a second control-plane node).
+    pub async fn second_apiserver(&self) -> Running {
+        let ca = Ca::load(&self.ca.cert_pem, &self.ca.key_pem).unwrap();
+        start_apiserver(&self.etcd, ca).await.0
+    }
+
+    /// A client of the API as the admin.
+    pub fn client(&self, endpoints: Vec<String>) -> apiserver::client::Client {
+        apiserver::client::Client::new(endpoints, Some(&self.ca.cert_pem), Some(ADMIN_TOKEN.into()))
+            .unwrap()
+    }
+
+    /// `https://127.0.0.1:port` of the first apiserver.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.apiserver.addr)
     }
 
     fn command(&self, args: &[&str]) -> tokio::process::Command {
@@ -136,4 +158,17 @@ impl Env {
             .spawn()
             .unwrap()
     }
+}
+
+/// An apiserver over `etcd`, serving HTTPS for 127.0.0.1 with a certificate from `ca`.
+async fn start_apiserver(etcd: &LocalCluster, ca: Ca) -> (Running, Ca) {
+    let mut config = Config::new(etcd.endpoints());
+    config.etcd_timeout = Duration::from_secs(2);
+    config.tls = Some(
+        ca.issue_serving("kube-apiserver", &["127.0.0.1".to_string()])
+            .unwrap(),
+    );
+    config.tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    (start(listener, config).await.unwrap(), ca)
 }

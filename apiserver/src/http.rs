@@ -38,6 +38,8 @@ pub struct ApiServer {
     pub advertise: String,
     /// Bearer token → user name; when empty, requests need no token.
     pub tokens: HashMap<String, String>,
+    /// Where a node's kubelet is, for `pods/log`.
+    pub kubelets: crate::logs::Resolver,
 }
 
 /// What a path names.
@@ -290,8 +292,16 @@ impl ApiRequest {
         if self.body.is_empty() {
             return Err(Error::BadRequest("the request has no body".into()));
         }
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
+        let json = serde_json::from_slice(&self.body);
+        if media == "application/apply-patch+yaml" {
+            // kubectl sends JSON (which is YAML too); other clients may send YAML.
+            if let Ok(v) = json {
+                return Ok(v);
+            }
+            return serde_yaml_ng::from_slice(&self.body)
+                .map_err(|e| Error::BadRequest(format!("the body is not valid YAML: {e}")));
+        }
+        json.map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
     }
 
     fn wants_table(&self) -> bool {
@@ -508,9 +518,9 @@ async fn resource(
             201,
             &registry.bind(scope, req.json_body()?).await?,
         )),
-        (Some("log"), &Method::GET) => Err(Error::Internal(format!(
-            "no kubelet serves the logs of pod {ns}/{name} yet"
-        ))),
+        (Some("log"), &Method::GET) => {
+            crate::logs::proxy(registry, &server.kubelets, &ns, &name, &req.query).await
+        }
         _ => Err(Error::MethodNotAllowed),
     }
 }

@@ -80,6 +80,7 @@ pub mod error;
 pub mod http;
 pub mod informer;
 pub mod kubeconfig;
+pub mod logs;
 pub mod names;
 pub mod patch;
 pub mod pki;

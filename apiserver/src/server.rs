@@ -36,6 +36,8 @@ pub struct Config {
     /// Serving certificate and key (PEM), as `--tls-cert-file`/`--tls-private-key-file`;
     /// without them the API is plain HTTP (and kubectl will not send tokens).
     pub tls: Option<(String, String)>,
+    /// How to reach a node's kubelet (for `kubectl logs`).
+    pub kubelets: crate::logs::Resolver,
 }
 
 impl Config {
@@ -47,6 +49,7 @@ impl Config {
             tokens: HashMap::new(),
             clock: Arc::new(SystemClock),
             tls: None,
+            kubelets: crate::logs::direct(),
         }
     }
 }
@@ -111,6 +114,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         registry: registry.clone(),
         advertise,
         tokens: config.tokens.clone(),
+        kubelets: config.kubelets.clone(),
     });
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(pki::server_config(

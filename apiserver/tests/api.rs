@@ -345,3 +345,52 @@ async fn an_informer_follows_changes_and_survives_its_apiserver() {
     .await;
     assert!(client.endpoint().ends_with(&second.addr.port().to_string()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_proxied_to_the_kubelet_of_the_pods_node() {
+    let env = Env::start().await;
+    let client = env.client(vec![env.url()]);
+    let kubelet = support::fake_kubelet().await;
+    let mut node = Node::default();
+    node.metadata.name = "node3".into();
+    node.status.addresses.push(apiserver::types::NodeAddress {
+        type_: "InternalIP".into(),
+        address: "127.0.0.1".into(),
+    });
+    node.status.daemon_endpoints.kubelet_endpoint.port = kubelet.port();
+    client.create(&node).await.unwrap();
+    client.create(&pod("pinger", &[])).await.unwrap();
+
+    let read = |path: &'static str| {
+        let client = client.clone();
+        async move {
+            let response = client.send(Method::GET, path, None).await.unwrap();
+            let code = response.status().as_u16();
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (code, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (code, text) = read("/api/v1/namespaces/default/pods/pinger/log").await;
+    assert_eq!(code, 400);
+    assert!(
+        text.contains("pod pinger does not have a host assigned"),
+        "{text}"
+    );
+
+    client.bind("default", "pinger", "node3").await.unwrap();
+    let (code, text) =
+        read("/api/v1/namespaces/default/pods/pinger/log?tailLines=1&follow=false").await;
+    assert_eq!(code, 200, "{text}");
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("asked /containerLogs/default/pinger/c?follow=false&tailLines=1")
+    );
+    assert!(lines.next().unwrap().starts_with("64 bytes from 8.8.8.8"));
+
+    let (code, text) = read("/api/v1/namespaces/default/pods/pinger/log?container=nope").await;
+    assert_eq!(code, 400, "{text}");
+}

@@ -367,6 +367,30 @@ async fn real_kubectl_works_against_our_apiserver() {
         assert!(keys.contains(&want.to_string()), "{want} not in {keys:#?}");
     }
 
+    // Logs come from the kubelet of the pod's node, through the apiserver.
+    let out = env.kubectl(&["logs", "alpine"]).await;
+    assert!(
+        out.stderr
+            .contains("pod alpine does not have a host assigned"),
+        "{out:?}"
+    );
+    let kubelet = support::fake_kubelet().await;
+    let client = env.client(vec![env.url()]);
+    let patch = serde_json::json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port()}}}});
+    client
+        .patch_status::<apiserver::types::Node>("", "node3", &patch)
+        .await
+        .unwrap();
+    client.bind("default", "alpine", "node3").await.unwrap();
+    let out = env.ok(&["logs", "alpine", "--tail=1"]).await;
+    assert!(
+        out.starts_with("asked /containerLogs/default/alpine/alpine?"),
+        "{out}"
+    );
+    assert!(out.contains("64 bytes from 8.8.8.8"), "{out}");
+
     let out = env.ok(&["delete", "pod", "alpine"]).await;
     assert_eq!(out.trim(), r#"pod "alpine" deleted"#);
     let out = env.kubectl(&["get", "pod", "alpine"]).await;

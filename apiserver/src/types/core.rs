@@ -313,7 +313,24 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub addresses: Vec<NodeAddress>,
     #[serde(default)]
+    pub daemon_endpoints: NodeDaemonEndpoints,
+    #[serde(default)]
     pub node_info: NodeSystemInfo,
+}
+
+/// Where the node's kubelet listens (the apiserver proxies `kubectl logs` there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDaemonEndpoints {
+    #[serde(default)]
+    pub kubelet_endpoint: DaemonEndpoint,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DaemonEndpoint {
+    #[serde(default)]
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -14,10 +14,10 @@ pub use self::apps::{
 };
 pub use self::core::{
     Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, EnvVar, Event, EventSource, Namespace, NamespaceStatus,
-    Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, ObjectReference, Pod,
-    PodCondition, PodSpec, PodStatus, ResourceList, ResourceRequirements, Service, Taint,
-    Toleration,
+    ContainerStateWaiting, ContainerStatus, DaemonEndpoint, EnvVar, Event, EventSource, Namespace,
+    NamespaceStatus, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
+    NodeSystemInfo, ObjectReference, Pod, PodCondition, PodSpec, PodStatus, ResourceList,
+    ResourceRequirements, Service, Taint, Toleration,
 };
 pub use self::meta::{
     DeleteOptions, LabelSelector, LabelSelectorRequirement, List, ListMeta, Map, ObjectMeta,

@@ -172,3 +172,31 @@ async fn start_apiserver(etcd: &LocalCluster, ca: Ca) -> (Running, Ca) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     (start(listener, config).await.unwrap(), ca)
 }
+
+/// A stand-in kubelet: answers `/containerLogs/...` with two ping lines, echoing the
+/// path and query it was asked for.
+pub async fn fake_kubelet() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(
+                |req: hyper::Request<hyper::body::Incoming>| async move {
+                    let text = format!(
+                        "asked {}\n64 bytes from 8.8.8.8: seq=0 ttl=117 time=1.1 ms\n",
+                        req.uri()
+                    );
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from(text)),
+                    ))
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service),
+            );
+        }
+    });
+    addr
+}

@@ -394,3 +394,36 @@ async fn logs_are_proxied_to_the_kubelet_of_the_pods_node() {
     let (code, text) = read("/api/v1/namespaces/default/pods/pinger/log?container=nope").await;
     assert_eq!(code, 400, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_informer_relists_when_its_revision_was_compacted() {
+    let env = Env::start().await;
+    let client = env.client(vec![env.url()]);
+    client.create(&pod("p1", &[])).await.unwrap();
+    let pods = Informer::<Pod>::start(
+        client.clone(),
+        Some("default".into()),
+        ListParams::default(),
+    );
+    eventually("p1 in the cache", || pods.cache.get("default/p1").is_some()).await;
+
+    // Its only apiserver goes away; meanwhile, through another one, p1 goes, p2 comes,
+    // and etcd compacts away the history the informer would resume from.
+    env.apiserver.stop_serving();
+    let second = env.second_apiserver().await;
+    let other = env.client(vec![format!("https://{}", second.addr)]);
+    other.delete::<Pod>("default", "p1").await.unwrap();
+    other.create(&pod("p2", &[])).await.unwrap();
+    let etcd =
+        kvstore::client::Client::new(kvstore::client::ClientConfig::new(env.etcd.endpoints()))
+            .unwrap();
+    let now = etcd.status().await.unwrap().header.unwrap().revision;
+    etcd.compact(now).await.unwrap();
+
+    // Back on the same address: resuming is 410 Expired, so the informer lists again.
+    let _back = env.apiserver_on(&env.apiserver.addr.to_string()).await;
+    eventually("the relist replaced the cache", || {
+        pods.cache.get("default/p2").is_some() && pods.cache.get("default/p1").is_none()
+    })
+    .await;
+}

@@ -69,8 +69,14 @@ impl Env {
 
     /// Another apiserver over the same etcd (a second control-plane node).
     pub async fn second_apiserver(&self) -> Running {
+        self.apiserver_on("127.0.0.1:0").await
+    }
+
+    /// An apiserver over the same etcd on a given address (to restart one in place).
+    pub async fn apiserver_on(&self, addr: &str) -> Running {
         let ca = Ca::load(&self.ca.cert_pem, &self.ca.key_pem).unwrap();
-        start_apiserver(&self.etcd, ca).await.0
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        start_apiserver_on(&self.etcd, ca, listener).await.0
     }
 
     /// A client of the API as the admin.
@@ -162,6 +168,15 @@ impl Env {
 
 /// An apiserver over `etcd`, serving HTTPS for 127.0.0.1 with a certificate from `ca`.
 async fn start_apiserver(etcd: &LocalCluster, ca: Ca) -> (Running, Ca) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_apiserver_on(etcd, ca, listener).await
+}
+
+async fn start_apiserver_on(
+    etcd: &LocalCluster,
+    ca: Ca,
+    listener: tokio::net::TcpListener,
+) -> (Running, Ca) {
     let mut config = Config::new(etcd.endpoints());
     config.etcd_timeout = Duration::from_secs(2);
     config.tls = Some(
@@ -169,7 +184,6 @@ async fn start_apiserver(etcd: &LocalCluster, ca: Ca) -> (Running, Ca) {
             .unwrap(),
     );
     config.tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     (start(listener, config).await.unwrap(), ca)
 }
 

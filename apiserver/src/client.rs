@@ -279,11 +279,7 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<T> {
-        let body = Some((
-            "application/merge-patch+json",
-            patch.to_string().into_bytes(),
-        ));
-        self.call(Method::PATCH, &object_path::<T>(namespace, name), body)
+        self.merge_patch(object_path::<T>(namespace, name), patch)
             .await
     }
 
@@ -294,11 +290,15 @@ impl Client {
         name: &str,
         patch: &Value,
     ) -> Result<T> {
+        let path = format!("{}/status", object_path::<T>(namespace, name));
+        self.merge_patch(path, patch).await
+    }
+
+    async fn merge_patch<T: Resource>(&self, path: String, patch: &Value) -> Result<T> {
         let body = Some((
             "application/merge-patch+json",
             patch.to_string().into_bytes(),
         ));
-        let path = format!("{}/status", object_path::<T>(namespace, name));
         self.call(Method::PATCH, &path, body).await
     }
 

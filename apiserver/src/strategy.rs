@@ -294,6 +294,18 @@ fn validate_replicated(
     causes
 }
 
+/// A controller's selector may not change: its pods would be orphaned.
+fn selector_unchanged(
+    new: &crate::types::LabelSelector,
+    old: &crate::types::LabelSelector,
+) -> Vec<StatusCause> {
+    if new == old {
+        Vec::new()
+    } else {
+        vec![immutable("spec.selector")]
+    }
+}
+
 impl Strategy for ReplicaSet {
     const HAS_STATUS: bool = true;
     fn defaults(&mut self) {
@@ -303,10 +315,7 @@ impl Strategy for ReplicaSet {
         validate_replicated(self.spec.replicas, &self.spec.selector, &self.spec.template)
     }
     fn validate_update(&self, old: &Self) -> Vec<StatusCause> {
-        if self.spec.selector != old.spec.selector {
-            return vec![immutable("spec.selector")];
-        }
-        Vec::new()
+        selector_unchanged(&self.spec.selector, &old.spec.selector)
     }
 }
 
@@ -325,10 +334,7 @@ impl Strategy for Deployment {
         validate_replicated(self.spec.replicas, &self.spec.selector, &self.spec.template)
     }
     fn validate_update(&self, old: &Self) -> Vec<StatusCause> {
-        if self.spec.selector != old.spec.selector {
-            return vec![immutable("spec.selector")];
-        }
-        Vec::new()
+        selector_unchanged(&self.spec.selector, &old.spec.selector)
     }
 }
 

@@ -21,28 +21,23 @@ pub struct Column {
     pub wide: bool,
 }
 
+const fn column(name: &'static str, type_: &'static str, wide: bool) -> Column {
+    Column { name, type_, wide }
+}
+
+/// A string column shown by `kubectl get`.
 const fn col(name: &'static str) -> Column {
-    Column {
-        name,
-        type_: "string",
-        wide: false,
-    }
+    column(name, "string", false)
 }
 
+/// A string column shown only by `kubectl get -o wide`.
 const fn wide(name: &'static str) -> Column {
-    Column {
-        name,
-        type_: "string",
-        wide: true,
-    }
+    column(name, "string", true)
 }
 
+/// An integer column (DESIRED, CURRENT, ...).
 const fn int(name: &'static str) -> Column {
-    Column {
-        name,
-        type_: "integer",
-        wide: false,
-    }
+    column(name, "integer", false)
 }
 
 /// How a kind prints as a table row.

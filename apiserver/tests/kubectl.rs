@@ -274,26 +274,17 @@ async fn real_kubectl_works_against_our_apiserver() {
     // apply twice: created, then unchanged (the second is a no-op patch).
     let out = env.ok_with_input(&["apply", "-f", "-"], REPLICASET).await;
     assert_eq!(out.trim(), "replicaset.apps/front created");
-    let rv = env
-        .ok(&[
-            "get",
-            "rs",
-            "front",
-            "-o",
-            "jsonpath={.metadata.resourceVersion}",
-        ])
-        .await;
+    let rs_version = [
+        "get",
+        "rs",
+        "front",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ];
+    let rv = env.ok(&rs_version).await;
     let out = env.ok_with_input(&["apply", "-f", "-"], REPLICASET).await;
     assert_eq!(out.trim(), "replicaset.apps/front unchanged");
-    let again = env
-        .ok(&[
-            "get",
-            "rs",
-            "front",
-            "-o",
-            "jsonpath={.metadata.resourceVersion}",
-        ])
-        .await;
+    let again = env.ok(&rs_version).await;
     assert_eq!(rv, again, "a no-op apply must not write");
     let out = env.ok(&["scale", "rs/front", "--replicas=5"]).await;
     assert_eq!(out.trim(), "replicaset.apps/front scaled");

@@ -302,9 +302,21 @@ impl Client {
         self.call(Method::PATCH, &path, body).await
     }
 
+    /// Deletes an object (a bound pod is only marked, until its kubelet confirms).
     pub async fn delete<T: Resource>(&self, namespace: &str, name: &str) -> Result<T> {
         self.call(Method::DELETE, &object_path::<T>(namespace, name), None)
             .await
+    }
+
+    /// Deletes with options: a kubelet confirms a pod's end with a grace period of 0.
+    pub async fn delete_with<T: Resource>(
+        &self,
+        namespace: &str,
+        name: &str,
+        options: &crate::types::DeleteOptions,
+    ) -> Result<T> {
+        let path = object_path::<T>(namespace, name);
+        self.call(Method::DELETE, &path, Self::json(options)).await
     }
 
     /// `POST pods/{name}/binding`: what the scheduler does to place a pod.

@@ -437,7 +437,7 @@ async fn resource(
                         namespace: &item_ns,
                         name: &n,
                     };
-                    match registry.delete(scope, None).await {
+                    match registry.delete(scope, &Default::default()).await {
                         Ok(v) => deleted.push(v),
                         Err(Error::NotFound(_)) => {}
                         Err(e) => return Err(e),
@@ -487,18 +487,18 @@ async fn resource(
             ))
         }
         (None, &Method::DELETE) => {
-            let opts: crate::types::DeleteOptions = if req.body.is_empty() {
+            let mut opts: crate::types::DeleteOptions = if req.body.is_empty() {
                 Default::default()
             } else {
                 serde_json::from_slice(&req.body).map_err(|e| Error::BadRequest(e.to_string()))?
             };
-            let pre = opts.preconditions.map(|p| {
-                (
-                    p.uid.unwrap_or_default(),
-                    p.resource_version.unwrap_or_default(),
-                )
-            });
-            Ok(json_response(200, &registry.delete(scope, pre).await?))
+            if let Some(g) = req.query.get("gracePeriodSeconds") {
+                let g = g
+                    .parse()
+                    .map_err(|_| Error::BadRequest(format!("gracePeriodSeconds: {g}")))?;
+                opts.grace_period_seconds = Some(g);
+            }
+            Ok(json_response(200, &registry.delete(scope, &opts).await?))
         }
         (Some("scale"), &Method::GET) => Ok(json_response(200, &registry.get_scale(scope).await?)),
         (Some("scale"), &Method::PUT) => Ok(json_response(

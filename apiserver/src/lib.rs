@@ -58,6 +58,13 @@
 //! - `kubectl delete` waits for the object to go, with a watch filtered by
 //!   `fieldSelector=metadata.name=...` ([`selectors`]).
 //!
+//! ## Deleting takes two steps for a running pod
+//!
+//! A DELETE of a pod that a kubelet may be running only *marks* it
+//! (`deletionTimestamp`, shown as `Terminating`); the kubelet stops the containers and
+//! then deletes the pod for good. A pod on a dead node therefore stays `Terminating`.
+//! Objects with `finalizers` wait the same way until the last finalizer is removed.
+//!
 //! ## Read next
 //!
 //! [`rest`] (the verbs), then [`store`] (the etcd side), then [`stream`] (lists and
@@ -69,7 +76,8 @@
 //!   than one per group.
 //! - Protobuf encoding: etcd holds JSON, so `etcdctl get` is readable.
 //! - The watch cache: every watch is its own etcd watch.
-//! - Graceful deletion and finalizers: a DELETE removes the object at once.
+//! - Owner-based garbage collection inside the apiserver (the controller-manager's
+//!   garbage collector does it) and namespace deletion of a namespace's contents.
 //! - Server-side apply's field managers: `apply-patch+yaml` is a merge that creates.
 //! - JSON patch (`--type=json`).
 

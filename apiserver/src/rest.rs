@@ -17,6 +17,7 @@ use crate::patch::{merge_patch, strategic_merge_patch};
 use crate::registry::ResourceType;
 use crate::selectors::Selector;
 use crate::store::{Item, Store, Write};
+use crate::types::DeleteOptions;
 
 /// Where a request points: a kind, a namespace (for namespaced kinds) and maybe a name.
 #[derive(Clone, Copy)]
@@ -343,6 +344,17 @@ impl Registry {
             // Nothing changed: no write, no new resourceVersion (as kube-apiserver).
             return Ok(old);
         }
+        let marked = new["metadata"].get("deletionTimestamp").is_some();
+        let no_finalizers = new["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
+        let had_finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if marked && no_finalizers && had_finalizers && grace_period(rt, &new, None) == 0 {
+            // The last finalizer is gone from an object marked for deletion: it goes.
+            return self.remove(scope, new, rev).await;
+        }
         match self.store.update(&scope.key(), to_bytes(&new), rev).await? {
             Write::Done(rev) => Ok(with_rv(new, rev)),
             Write::Refused => Err(Error::Conflict(scope.target())),
@@ -383,20 +395,53 @@ impl Registry {
         }
     }
 
-    /// `DELETE`: removes the object at once and returns its last state.
-    pub async fn delete(
-        &self,
-        scope: Scope<'_>,
-        preconditions: Option<(String, String)>,
-    ) -> Result<Value> {
+    /// `DELETE`. Most objects go at once, and the answer is their last state. Two wait:
+    /// - a pod bound to a node is only *marked*: `deletionTimestamp` = now + its grace
+    ///   period (shown as `Terminating`). The node's kubelet stops its containers and
+    ///   then deletes it for good with a grace period of 0 — so a pod on a dead node
+    ///   stays `Terminating`, as in Kubernetes;
+    /// - an object with `finalizers` is marked, and goes when the last one is removed.
+    pub async fn delete(&self, scope: Scope<'_>, opts: &DeleteOptions) -> Result<Value> {
         let (old, rev) = self.read(scope).await?;
-        if let Some((uid, rv)) = preconditions {
-            let uid_ok = uid.is_empty() || old["metadata"]["uid"] == json!(uid);
-            let rv_ok = rv.is_empty() || rv == rev.to_string();
+        if let Some(p) = &opts.preconditions {
+            let uid_ok = p
+                .uid
+                .as_ref()
+                .is_none_or(|uid| old["metadata"]["uid"] == json!(uid));
+            let rv_ok = p
+                .resource_version
+                .as_ref()
+                .is_none_or(|rv| *rv == rev.to_string());
             if !uid_ok || !rv_ok {
                 return Err(Error::Conflict(scope.target()));
             }
         }
+        let grace = grace_period(scope.rt, &old, opts.grace_period_seconds);
+        let finalizers = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if grace > 0 || finalizers {
+            if old["metadata"].get("deletionTimestamp").is_some() {
+                return Ok(old); // already on its way out
+            }
+            let when = self.clock.now() + jiff::SignedDuration::from_secs(grace);
+            let mut marked = old.clone();
+            marked["metadata"]["deletionTimestamp"] =
+                json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+            return match self
+                .store
+                .update(&scope.key(), to_bytes(&marked), rev)
+                .await?
+            {
+                Write::Done(rev) => Ok(with_rv(marked, rev)),
+                Write::Refused => Err(Error::Conflict(scope.target())),
+            };
+        }
+        self.remove(scope, old, rev).await
+    }
+
+    async fn remove(&self, scope: Scope<'_>, old: Value, rev: i64) -> Result<Value> {
         match self.store.delete(&scope.key(), rev).await? {
             Write::Done(_) => Ok(old),
             Write::Refused => Err(Error::Conflict(scope.target())),
@@ -505,4 +550,20 @@ pub fn scale_of(v: &Value) -> Value {
         "status": {"replicas": v["status"]["replicas"].as_i64().unwrap_or(0),
                    "selector": crate::selectors::format_selector(&selector)},
     })
+}
+
+/// Seconds a deleted object waits before it is gone: only pods that a kubelet may be
+/// running (bound to a node) wait — their `terminationGracePeriodSeconds`, unless the
+/// request says otherwise (`--grace-period=0 --force` says 0).
+fn grace_period(rt: &ResourceType, old: &Value, requested: Option<i64>) -> i64 {
+    let bound = old["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    if rt.plural != "pods" || !bound {
+        return 0;
+    }
+    let default = old["spec"]["terminationGracePeriodSeconds"]
+        .as_i64()
+        .unwrap_or(30);
+    requested.unwrap_or(default).max(0)
 }

@@ -275,6 +275,28 @@ async fn the_api_keeps_kubernetes_rules() {
     assert_eq!(left.items.len(), 1);
     let e = client.delete::<Pod>("default", "b").await.unwrap_err();
     assert!(matches!(e, Error::NotFound(_)), "{e:?}");
+
+    // A finalizer holds a deleted object until it is removed.
+    let mut held = pod("held", &[]);
+    held.metadata.finalizers.push("example.com/keep".into());
+    client.create(&held).await.unwrap();
+    let marked: Pod = client.delete("default", "held").await.unwrap();
+    assert!(marked.metadata.deletion_timestamp.is_some());
+    let still: Pod = client.get("default", "held").await.unwrap();
+    assert_eq!(
+        still.metadata.deletion_timestamp,
+        marked.metadata.deletion_timestamp
+    );
+    client
+        .patch::<Pod>(
+            "default",
+            "held",
+            &json!({"metadata": {"finalizers": null}}),
+        )
+        .await
+        .unwrap();
+    let e = client.get::<Pod>("default", "held").await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -382,10 +382,32 @@ async fn real_kubectl_works_against_our_apiserver() {
     );
     assert!(out.contains("64 bytes from 8.8.8.8"), "{out}");
 
-    let out = env.ok(&["delete", "pod", "alpine"]).await;
+    // A pod on a node is only marked for deletion until its kubelet confirms; kubectl
+    // (which would wait for that) shows it Terminating meanwhile.
+    let out = env.ok(&["delete", "pod", "alpine", "--wait=false"]).await;
     assert_eq!(out.trim(), r#"pod "alpine" deleted"#);
+    let out = env.ok(&["get", "pod", "alpine"]).await;
+    assert_eq!(row(&out, "alpine")[2], "Terminating");
+    let mut waiting = env.spawn(&["delete", "pod", "alpine"]);
+    let confirm = apiserver::types::DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    client
+        .delete_with::<apiserver::types::Pod>("default", "alpine", &confirm)
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), waiting.wait())
+        .await
+        .expect("kubectl delete returns once the pod is gone")
+        .unwrap();
+    assert!(status.success());
     let out = env.kubectl(&["get", "pod", "alpine"]).await;
     assert!(out.stderr.contains("NotFound"), "{out:?}");
+    // An unscheduled pod has nothing to stop: it goes at once.
+    env.ok(&["run", "lonely", "--image=alpine"]).await;
+    let out = env.ok(&["delete", "pod", "lonely"]).await;
+    assert_eq!(out.trim(), r#"pod "lonely" deleted"#);
 
     // Quorum lost: kubectl gets a clear error in bounded time, and works again when
     // a second member is back.

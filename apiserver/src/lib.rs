@@ -80,6 +80,8 @@
 //!   garbage collector does it) and namespace deletion of a namespace's contents.
 //! - Server-side apply's field managers: `apply-patch+yaml` is a merge that creates.
 //! - JSON patch (`--type=json`).
+//! - `BOOKMARK` watch events: a client may ask for them (`allowWatchBookmarks`), but a
+//!   server need not send any, and this one does not.
 
 pub mod client;
 pub mod clock;

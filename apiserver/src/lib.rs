@@ -90,6 +90,7 @@ pub mod error;
 pub mod http;
 pub mod informer;
 pub mod kubeconfig;
+pub mod leaderelection;
 pub mod logs;
 pub mod names;
 pub mod patch;

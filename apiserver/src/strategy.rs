@@ -152,6 +152,18 @@ impl Strategy for Pod {
             if c.image.is_empty() {
                 causes.push(required(&format!("{field}.image")));
             }
+            let resources = [
+                ("requests", &c.resources.requests),
+                ("limits", &c.resources.limits),
+            ];
+            for (kind, list) in resources {
+                for (name, value) in list {
+                    if let Err(e) = crate::types::Quantity::parse(value) {
+                        let at = format!("{field}.resources.{kind}[{name}]");
+                        causes.push(invalid(&at, value, &e.to_string()));
+                    }
+                }
+            }
         }
         let policy = self.spec.restart_policy.as_str();
         if !["", "Always", "OnFailure", "Never"].contains(&policy) {

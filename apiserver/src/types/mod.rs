@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod core;
 pub mod meta;
+pub mod quantity;
 
 pub use self::apps::{
     Deployment, DeploymentSpec, DeploymentStatus, Lease, LeaseSpec, PodTemplateSpec, ReplicaSet,
@@ -23,6 +24,7 @@ pub use self::meta::{
     DeleteOptions, LabelSelector, LabelSelectorRequirement, List, ListMeta, Map, ObjectMeta,
     OwnerReference, Status, StatusCause, StatusDetails, WatchEvent,
 };
+pub use self::quantity::Quantity;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -4,7 +4,9 @@
 //!
 //! Failover is for connections only: an apiserver that answers — even with an error —
 //! has spoken for the cluster, and its answer is returned. One that cannot be reached
-//! is skipped for the next one, and every clone of the client remembers the move.
+//! is skipped for the next one, and every clone of the client remembers the move. A
+//! write whose connection broke after it was sent is *not* sent again elsewhere: it may
+//! have happened, and the caller must read to find out (as with etcd).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -193,7 +195,21 @@ impl Client {
                 .map_err(|e| Error::BadRequest(format!("{url}: {e}")))?;
             match tokio::time::timeout(self.timeout, self.http.request(req)).await {
                 Ok(Ok(response)) => return Ok(response),
+                // A write that reached the server may have happened: trying it on the
+                // next apiserver could do it twice. Only reads, and requests that never
+                // got a connection, move on.
+                Ok(Err(e)) if method != Method::GET && !e.is_connect() => {
+                    return Err(Error::Unreachable(format!(
+                        "{url}: {e} (the outcome is unknown)"
+                    )));
+                }
                 Ok(Err(e)) => last = format!("{url}: {e}"),
+                Err(_) if method != Method::GET => {
+                    return Err(Error::Unreachable(format!(
+                        "{url}: no answer in {:?} (the outcome is unknown)",
+                        self.timeout
+                    )));
+                }
                 Err(_) => last = format!("{url}: no answer in {:?}", self.timeout),
             }
             let _ = self.current.compare_exchange(

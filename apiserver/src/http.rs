@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -252,9 +252,9 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
             return error_response(&Error::Unauthorized);
         }
     }
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return error_response(&Error::TooLarge(MAX_BODY + 1, MAX_BODY)),
+    let body = match read_body(body).await {
+        Ok(bytes) => bytes,
+        Err(e) => return error_response(&e),
     };
     let request = ApiRequest {
         method: parts.method,
@@ -268,6 +268,29 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
         Ok(response) => response,
         Err(e) => error_response(&e),
     }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes. A larger one is read to its end
+/// (up to 16× the limit) before the 413 goes back, so the client, still sending,
+/// gets the answer rather than a broken connection.
+async fn read_body(mut body: Incoming) -> Result<Bytes> {
+    let mut bytes = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total <= MAX_BODY {
+                bytes.extend_from_slice(&data);
+            } else if total > 16 * MAX_BODY {
+                break;
+            }
+        }
+    }
+    if total > MAX_BODY {
+        return Err(Error::TooLarge(total, MAX_BODY));
+    }
+    Ok(bytes.freeze())
 }
 
 /// A request with its body read.

@@ -131,6 +131,25 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
     Ok(Running { addr, task })
 }
 
+/// An apiserver for a cluster made in one process (tests, the simulator): HTTPS with a
+/// serving certificate from `ca` for 127.0.0.1 and `hosts`, these bearer tokens, and a
+/// short etcd timeout (2 s) so a lost quorum shows quickly.
+pub async fn start_local(
+    listener: TcpListener,
+    etcd_servers: Vec<String>,
+    ca: &crate::pki::Ca,
+    hosts: &[String],
+    tokens: HashMap<String, String>,
+) -> Result<Running> {
+    let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    names.extend(hosts.iter().cloned());
+    let mut config = Config::new(etcd_servers);
+    config.etcd_timeout = Duration::from_secs(2);
+    config.tls = Some(ca.issue_serving("kube-apiserver", &names)?);
+    config.tokens = tokens;
+    start(listener, config).await
+}
+
 async fn bootstrap(registry: Registry) {
     let namespaces = registry::find("", "v1", "namespaces").expect("namespaces are served");
     for ns in SYSTEM_NAMESPACES {

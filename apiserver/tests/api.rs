@@ -359,12 +359,18 @@ async fn an_informer_follows_changes_and_survives_its_apiserver() {
     // The first apiserver goes away: watches break, and resume on the second one from
     // the last resourceVersion seen, so no change is lost.
     env.apiserver.stop_serving();
-    client.create(&pod("p2", &[])).await.unwrap();
-    client.delete::<Pod>("default", "p1").await.unwrap();
+    let via_second = env.client(vec![format!("https://{}", second.addr)]);
+    via_second.create(&pod("p2", &[])).await.unwrap();
+    via_second.delete::<Pod>("default", "p1").await.unwrap();
     eventually("p2 arrives and p1 goes", || {
         pods.cache.get("default/p2").is_some() && pods.cache.get("default/p1").is_none()
     })
     .await;
+    // Reads fail over: the informers' client moved to the second apiserver.
+    client
+        .list::<Pod>(None, &ListParams::default())
+        .await
+        .unwrap();
     assert!(client.endpoint().ends_with(&second.addr.port().to_string()));
 }
 

@@ -389,6 +389,9 @@ async fn real_kubectl_works_against_our_apiserver() {
     let out = env.ok(&["get", "pod", "alpine"]).await;
     assert_eq!(row(&out, "alpine")[2], "Terminating");
     let mut waiting = env.spawn(&["delete", "pod", "alpine"]);
+    // kubectl prints this once its DELETE is answered, then waits for the pod to go.
+    let mut said = BufReader::new(waiting.stdout.take().unwrap()).lines();
+    assert_eq!(next_line(&mut said).await, r#"pod "alpine" deleted"#);
     let confirm = apiserver::types::DeleteOptions {
         grace_period_seconds: Some(0),
         ..Default::default()

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use apiserver::kubeconfig::Kubeconfig;
 use apiserver::pki::Ca;
-use apiserver::server::{start, Config, Running};
+use apiserver::server::{start_local, Running};
 use kvstore::server::local::{LocalCluster, Timing};
 
 pub struct Env {
@@ -177,16 +177,12 @@ async fn start_apiserver_on(
     ca: Ca,
     listener: tokio::net::TcpListener,
 ) -> (Running, Ca) {
-    let mut config = Config::new(etcd.endpoints());
-    config.etcd_timeout = Duration::from_secs(2);
-    config.tls = Some(
-        ca.issue_serving("kube-apiserver", &["127.0.0.1".to_string()])
-            .unwrap(),
-    );
-    config.tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
-    (start(listener, config).await.unwrap(), ca)
+    let tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
+    let running = start_local(listener, etcd.endpoints(), &ca, &[], tokens)
+        .await
+        .unwrap();
+    (running, ca)
 }
-
 /// A stand-in kubelet: answers `/containerLogs/...` with two ping lines, echoing the
 /// path and query it was asked for.
 pub async fn fake_kubelet() -> std::net::SocketAddr {

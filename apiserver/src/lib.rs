@@ -91,6 +91,7 @@ pub mod http;
 pub mod informer;
 pub mod kubeconfig;
 pub mod leaderelection;
+pub mod local;
 pub mod logs;
 pub mod names;
 pub mod patch;

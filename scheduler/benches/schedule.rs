@@ -10,12 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::client::{Client, ListParams};
+use apiserver::client::ListParams;
 use apiserver::clock::SystemClock;
-use apiserver::pki::Ca;
-use apiserver::server::start_local;
+use apiserver::local::LocalControlPlane;
 use apiserver::types::Pod;
-use kvstore::server::local::{LocalCluster, Timing};
 use scheduler::run::{Config, Scheduler};
 use scheduler::schedule::{add_pod, node_infos, schedule, Decision};
 use scheduler::testing::{node, pod};
@@ -57,21 +55,9 @@ fn core() {
 
 async fn end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let etcd = LocalCluster::start(dir.path(), 3, Timing::default())
-        .await
-        .unwrap();
-    let ca = Ca::generate().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tokens = [("t".to_string(), "admin".to_string())].into();
-    let api = start_local(listener, etcd.endpoints(), &ca, &[], tokens)
-        .await
-        .unwrap();
-    let client = Client::new(
-        vec![format!("https://{}", api.addr)],
-        Some(&ca.cert_pem),
-        Some("t".into()),
-    )
-    .unwrap();
+    let plane = LocalControlPlane::start(dir.path(), 3).await.unwrap();
+    let api = plane.apiserver().await.unwrap();
+    let client = plane.client(&[&api]).unwrap();
     for i in 0..NODES {
         let n = node(&format!("node{i:03}"), "64", &[]).node;
         loop {
@@ -105,8 +91,15 @@ async fn end_to_end() {
     let start = Instant::now();
     let _scheduler = Scheduler::start(client.clone(), config, Arc::new(SystemClock));
     loop {
-        let pods = client.list::<Pod>(Some("default"), &ListParams::default()).await.unwrap();
-        let bound = pods.items.iter().filter(|p| !p.spec.node_name.is_empty()).count();
+        let pods = client
+            .list::<Pod>(Some("default"), &ListParams::default())
+            .await
+            .unwrap();
+        let bound = pods
+            .items
+            .iter()
+            .filter(|p| !p.spec.node_name.is_empty())
+            .count();
         if bound == PODS + 1 {
             break;
         }

@@ -8,10 +8,11 @@ use std::time::Duration;
 use apiserver::client::{Client, ListParams};
 use apiserver::clock::SystemClock;
 use apiserver::leaderelection;
+use apiserver::local::LocalControlPlane;
 use apiserver::types::{Event, Lease, Pod};
 use scheduler::run::{Config, Scheduler};
 use scheduler::testing::pod;
-use support::{eventually, node, Env};
+use support::{eventually, node};
 
 async fn bound_to(client: &Client, name: &str) -> Option<String> {
     let p: Pod = client.get("default", name).await.ok()?;
@@ -37,9 +38,10 @@ fn in_default(mut p: Pod) -> Pod {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_are_bound_to_nodes_that_fit_and_failures_are_explained() {
-    let env = Env::start().await;
-    let api = env.apiserver().await;
-    let client = env.client(&[&api]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = LocalControlPlane::start(dir.path(), 3).await.unwrap();
+    let api = env.apiserver().await.unwrap();
+    let client = env.client(&[&api]).unwrap();
     for n in [
         node("node1", "2", true),
         node("node2", "2", true),
@@ -133,9 +135,13 @@ fn elect(identity: &str) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_other_scheduler_takes_over_when_the_leaders_apiserver_dies() {
-    let env = Env::start().await;
-    let (api1, api2) = (env.apiserver().await, env.apiserver().await);
-    let (c1, c2) = (env.client(&[&api1]), env.client(&[&api2]));
+    let dir = tempfile::tempdir().unwrap();
+    let env = LocalControlPlane::start(dir.path(), 3).await.unwrap();
+    let (api1, api2) = (
+        env.apiserver().await.unwrap(),
+        env.apiserver().await.unwrap(),
+    );
+    let (c1, c2) = (env.client(&[&api1]).unwrap(), env.client(&[&api2]).unwrap());
     for n in [
         node("node1", "2", true),
         node("node2", "2", true),

@@ -18,7 +18,7 @@ pub const HASH_LABEL: &str = "pod-template-hash";
 /// One thing to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Create(ReplicaSet),
+    Create(Box<ReplicaSet>),
     /// Set `spec.replicas` of the ReplicaSet `name`.
     Scale {
         name: String,
@@ -99,7 +99,7 @@ pub fn reconcile(d: &Deployment, replicasets: &[ReplicaSet]) -> Vec<Action> {
         .iter()
         .find(|rs| rs.metadata.name == current.metadata.name)
     {
-        None => actions.push(Action::Create(current.clone())),
+        None => actions.push(Action::Create(Box::new(current.clone()))),
         Some(rs) if rs.spec.replicas != Some(want) => actions.push(Action::Scale {
             name: rs.metadata.name.clone(),
             replicas: want,
@@ -175,7 +175,7 @@ mod tests {
         }));
 
         d.spec.template.spec.containers[0].image = "nginx:1.27".into();
-        let actions = reconcile(&d, &[rs.clone()]);
+        let actions = reconcile(&d, std::slice::from_ref(&rs));
         assert!(
             matches!(&actions[0], Action::Create(new) if new.metadata.name != rs.metadata.name)
         );

@@ -5,7 +5,8 @@
 //! node's lease is older than the grace period (`--node-monitor-grace-period`), the
 //! controller:
 //! 1. sets the node's conditions to `Unknown` ("Kubelet stopped posting node status.");
-//! 2. taints it `node.kubernetes.io/unreachable:NoExecute`;
+//! 2. taints it `node.kubernetes.io/unreachable`, `NoSchedule` (no new pods) and
+//!    `NoExecute` (running pods must go);
 //! 3. evicts (deletes) its pods once they stop tolerating that taint. Every pod
 //!    tolerates it for 300 s by default (the apiserver adds that toleration), so pods
 //!    leave a dead node five minutes later. Their ReplicaSet then makes replacements,
@@ -140,30 +141,27 @@ pub fn reconcile(
                 });
             }
         }
-        // Keep exactly the right health taint; other taints stay as they are.
+        // Keep exactly the right health taints (NoSchedule keeps new pods away,
+        // NoExecute evicts running ones); other taints stay as they are.
         let want = health_taint(node, silent);
+        let is_health = |t: &Taint| t.key == UNREACHABLE || t.key == NOT_READY;
         let mut taints: Vec<Taint> = node
             .spec
             .taints
             .iter()
-            .filter(|t| {
-                !(t.effect == "NoExecute"
-                    && (t.key == UNREACHABLE || t.key == NOT_READY)
-                    && Some(t.key.as_str()) != want)
-            })
+            .filter(|t| !is_health(t) || Some(t.key.as_str()) == want)
             .cloned()
             .collect();
         if let Some(key) = want {
-            if !taints
-                .iter()
-                .any(|t| t.key == key && t.effect == "NoExecute")
-            {
-                taints.push(Taint {
-                    key: key.into(),
-                    value: String::new(),
-                    effect: "NoExecute".into(),
-                    time_added: Some(stamp(now)),
-                });
+            for effect in ["NoSchedule", "NoExecute"] {
+                if !taints.iter().any(|t| t.key == key && t.effect == effect) {
+                    taints.push(Taint {
+                        key: key.into(),
+                        value: String::new(),
+                        effect: effect.into(),
+                        time_added: Some(stamp(now)),
+                    });
+                }
             }
         }
         if taints != node.spec.taints {
@@ -270,9 +268,13 @@ mod tests {
         let Action::Taints { taints, .. } = &actions[1] else {
             panic!("{actions:?}")
         };
+        let keys: Vec<(&str, &str)> = taints
+            .iter()
+            .map(|t| (t.key.as_str(), t.effect.as_str()))
+            .collect();
         assert_eq!(
-            (taints[0].key.as_str(), taints[0].effect.as_str()),
-            (UNREACHABLE, "NoExecute")
+            keys,
+            [(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")]
         );
     }
 

@@ -231,7 +231,7 @@ impl Loop {
     async fn apply_replicaset(&mut self, rs: &ReplicaSet, action: replicaset::Action) {
         let ns = rs.metadata.namespace.clone();
         let outcome = match action {
-            replicaset::Action::Create(pod) => match self.client.create(&pod).await {
+            replicaset::Action::Create(pod) => match self.client.create(pod.as_ref()).await {
                 Ok(created) => {
                     let key = key_of(&created);
                     self.expect(rs).adds.insert(key);
@@ -274,7 +274,7 @@ impl Loop {
     async fn apply_deployment(&mut self, d: &Deployment, action: deployment::Action) {
         let ns = &d.metadata.namespace;
         let outcome = match action {
-            deployment::Action::Create(rs) => self.client.create(&rs).await.map(|_| ()),
+            deployment::Action::Create(rs) => self.client.create(rs.as_ref()).await.map(|_| ()),
             deployment::Action::Scale { name, replicas } => {
                 let patch = json!({"spec": {"replicas": replicas}});
                 self.client

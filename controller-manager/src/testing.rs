@@ -32,8 +32,10 @@ pub fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
 /// A Deployment `name` selecting `app=<name>`.
 pub fn deployment(name: &str, replicas: i32) -> Deployment {
     let rs = replicaset(name, replicas);
-    let mut d = Deployment::default();
-    d.metadata = rs.metadata.clone();
+    let mut d = Deployment {
+        metadata: rs.metadata.clone(),
+        ..Deployment::default()
+    };
     d.spec.replicas = Some(replicas);
     d.spec.selector = rs.spec.selector.clone();
     d.spec.template = rs.spec.template.clone();

@@ -271,3 +271,59 @@ async fn the_pods_of_a_silent_node_move_elsewhere() {
     let evicted: Pod = client.get("default", &on_node3).await.unwrap();
     assert!(evicted.metadata.deletion_timestamp.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_leader_acts_and_the_other_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let plane = LocalControlPlane::start(dir.path(), 3).await.unwrap();
+    let (api1, api2) = (
+        plane.apiserver().await.unwrap(),
+        plane.apiserver().await.unwrap(),
+    );
+    let (c1, c2) = (
+        plane.client(&[&api1]).unwrap(),
+        plane.client(&[&api2]).unwrap(),
+    );
+    let elect = |identity: &str| Config {
+        leader_election: Some(apiserver::leaderelection::Config {
+            lease_duration: Duration::from_millis(1500),
+            renew_deadline: Duration::from_millis(1000),
+            retry_period: Duration::from_millis(200),
+            ..apiserver::leaderelection::Config::new("kube-controller-manager", identity)
+        }),
+        ..config()
+    };
+    let m1 = ControllerManager::start(c1.clone(), elect("node1"), Arc::new(SystemClock));
+    let m2 = ControllerManager::start(c2.clone(), elect("node2"), Arc::new(SystemClock));
+    let leader = eventually("a leader", WAIT, || async {
+        match (m1.is_leader(), m2.is_leader()) {
+            (true, false) => Some(1),
+            (false, true) => Some(2),
+            _ => None,
+        }
+    })
+    .await;
+    // Two managers, one leader: exactly three pods, not six.
+    eventually("the namespace exists", WAIT, || async {
+        c1.create(&replicaset("web", 3)).await.ok()
+    })
+    .await;
+    settles_at(&c1, "web", 3).await;
+
+    let (old_api, survivor, new) = if leader == 1 {
+        (&api1, &c2, &m2)
+    } else {
+        (&api2, &c1, &m1)
+    };
+    old_api.stop_serving();
+    eventually("the other manager leads", WAIT, || async {
+        new.is_leader().then_some(())
+    })
+    .await;
+    let scale = json!({"spec": {"replicas": 4}});
+    survivor
+        .patch::<ReplicaSet>("default", "web", &scale)
+        .await
+        .unwrap();
+    settles_at(survivor, "web", 4).await;
+}

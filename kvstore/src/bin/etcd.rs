@@ -131,6 +131,7 @@ fn run(flags: Flags) -> Result<(), String> {
         election_timeout,
         request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
         snapshot_count: flags.snapshot_count,
+        network: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -65,6 +65,25 @@ pub struct ServerConfig {
     /// `--snapshot-count`: entries between snapshots, 0 for never (etcd 3.4's
     /// default: 100 000).
     pub snapshot_count: u64,
+    /// How to reach peers: real TCP by default; the simulator routes its node
+    /// addresses (`10.0.0.12:2380`) to loopback sockets.
+    pub network: PeerNetwork,
+}
+
+/// The [`transport::Network`] a member dials its peers through.
+#[derive(Clone)]
+pub struct PeerNetwork(pub Arc<dyn transport::Network>);
+
+impl Default for PeerNetwork {
+    fn default() -> Self {
+        PeerNetwork(Arc::new(Tcp))
+    }
+}
+
+impl std::fmt::Debug for PeerNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerNetwork")
+    }
 }
 
 impl ServerConfig {
@@ -170,7 +189,7 @@ pub async fn start_on(
     }
     let peer_listener = TcpListener::from_std(peer_listener).map_err(io)?;
     let client_listener = TcpListener::from_std(client_listener).map_err(io)?;
-    let outbound = Outbound::start(Arc::new(Tcp), peers);
+    let outbound = Outbound::start(config.network.0.clone(), peers);
     let (handle, thread) = driver::spawn(member, config.heartbeat, outbound);
 
     let api = grpc::Api::new(handle.clone());

@@ -1,0 +1,117 @@
+//! The kubelet's HTTP endpoint (port 10250): `GET /containerLogs/{ns}/{pod}/{container}`
+//! answers with the container's output — what `kubectl logs` shows, through the
+//! apiserver. `tailLines=N` keeps the last N lines; `follow=true` keeps the answer
+//! open and streams new lines as they come.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+
+use crate::kubelet::{container_name, KUBELET_PORT};
+use crate::node::NodeContext;
+use crate::runtime::Runtime;
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn text(code: StatusCode, s: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(s)).boxed());
+    *r.status_mut() = code;
+    r
+}
+
+/// Serves until aborted.
+pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
+    let listener = match node.network.listen_async(&node.ip, KUBELET_PORT) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(node = %node.name, error = %e, "the kubelet cannot listen");
+            return;
+        }
+    };
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(_) => continue,
+            },
+            Some(_) = connections.join_next() => continue,
+        };
+        let runtime = runtime.clone();
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let runtime = runtime.clone();
+                async move { Ok::<_, Infallible>(handle(&runtime, req).await) }
+            });
+            let io = hyper_util::rt::TokioIo::new(tcp);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+async fn handle(runtime: &Arc<Runtime>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["containerLogs", ns, pod, container] = parts[..] else {
+        return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
+    };
+    let mut p = apiserver::types::Pod::default();
+    p.metadata.name = pod.into();
+    p.metadata.namespace = ns.into();
+    let name = container_name(&p, container);
+    let param = |k: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .map(str::to_string)
+    };
+    let lines = match runtime.logs(&name).await {
+        Ok(lines) => lines,
+        Err(_) => {
+            let message = format!("container \"{container}\" in pod \"{pod}\" is not available");
+            return text(StatusCode::NOT_FOUND, message);
+        }
+    };
+    let tail: Option<usize> = param("tailLines").and_then(|t| t.parse().ok());
+    let start = tail.map_or(0, |n| lines.len().saturating_sub(n));
+    let mut out = String::new();
+    for line in &lines[start..] {
+        out.push_str(line);
+        out.push('\n');
+    }
+    if param("follow").as_deref() != Some("true") {
+        return text(StatusCode::OK, out);
+    }
+    // Follow: what is there now, then each new line as it appears.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let runtime = runtime.clone();
+    let mut seen = lines.len();
+    tokio::spawn(async move {
+        if tx.send(Bytes::from(out)).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let Ok(lines) = runtime.logs(&name).await else {
+                return;
+            };
+            for line in &lines[seen.min(lines.len())..] {
+                if tx.send(Bytes::from(format!("{line}\n"))).await.is_err() {
+                    return;
+                }
+            }
+            seen = lines.len();
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let frames = tokio_stream::StreamExt::map(stream, |b| Ok::<_, Infallible>(Frame::data(b)));
+    Response::new(BodyExt::boxed(StreamBody::new(frames)))
+}

@@ -8,4 +8,8 @@
 //! (`examples/`). Start with [`kvstore`], the etcd of the cluster: everything else
 //! stores its state there.
 
+pub use apiserver;
+pub use controller_manager;
 pub use kvstore;
+pub use scheduler;
+pub use sim;

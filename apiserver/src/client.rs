@@ -170,6 +170,46 @@ impl Client {
         path_and_query: &str,
         body: Option<(&'static str, Vec<u8>)>,
     ) -> Result<hyper::Response<hyper::body::Incoming>> {
+        self.send_accepting(method, path_and_query, "application/json", body)
+            .await
+    }
+
+    /// A request with its whole answer: status code and body. `accept` picks the form
+    /// (kubectl asks for `application/json;as=Table;v=v1;g=meta.k8s.io`).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        accept: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<(u16, Bytes)> {
+        let response = self
+            .send_accepting(method, path_and_query, accept, body)
+            .await?;
+        let code = response.status().as_u16();
+        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
+            .await
+            .map_err(|_| Error::Unreachable(format!("{path_and_query}: the answer stalled")))?
+            .map_err(|e| Error::Unreachable(format!("{path_and_query}: {e}")))?
+            .to_bytes();
+        Ok((code, bytes))
+    }
+
+    /// The decoded error of a failed answer.
+    pub fn error_of(code: u16, body: &[u8]) -> Error {
+        status_error(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+    }
+
+    async fn send_accepting(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        accept: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>> {
         let n = self.endpoints.len();
         let mut last = String::new();
         for _ in 0..n {
@@ -178,7 +218,7 @@ impl Client {
             let mut req = Request::builder()
                 .method(method.clone())
                 .uri(&url)
-                .header("accept", "application/json")
+                .header("accept", accept)
                 .header("user-agent", &self.user_agent);
             if let Some(token) = &self.token {
                 req = req.header("authorization", format!("Bearer {token}"));

@@ -259,7 +259,21 @@ impl Cluster {
         .map_err(Error::from)
     }
 
-    /// Waits until every node is registered and Ready.
+    /// A kubeconfig for *this* machine's real `kubectl`: the admin, talking to node1's
+    /// apiserver at its loopback address.
+    pub fn host_kubeconfig(&self) -> String {
+        let url = self.network.resolve_url("https://10.0.0.11:6443");
+        Kubeconfig::new(
+            "cluster.local",
+            &url,
+            &self.ca.cert_pem,
+            "kubernetes-admin",
+            &self.admin_token,
+        )
+        .to_yaml()
+    }
+
+    /// Waits until every node is registered and Ready, and every static pod shows.
     pub async fn wait_ready(&self, deadline: Duration) -> Result<()> {
         let client = self.admin()?;
         let until = std::time::Instant::now() + deadline;
@@ -278,7 +292,13 @@ impl Cluster {
                             .any(|c| c.type_ == "Ready" && c.status == "True")
                     })
                     .count();
-                if ready == NODES.len() {
+                // Every static pod reported (two control-plane nodes, three each).
+                let mirrors = client
+                    .list::<apiserver::types::Pod>(Some("kube-system"), &ListParams::default())
+                    .await
+                    .map(|l| l.items.len())
+                    .unwrap_or(0);
+                if ready == NODES.len() && mirrors == 6 {
                     return Ok(());
                 }
             }

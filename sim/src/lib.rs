@@ -1,4 +1,5 @@
 //! sim — the course assignment's cluster, in one process (essay to come with the scenario).
+pub mod checker;
 pub mod cluster;
 pub mod error;
 pub mod kubelet;
@@ -8,4 +9,6 @@ pub mod network;
 pub mod node;
 pub mod process;
 pub mod runtime;
+pub mod scenario;
+pub mod shell;
 pub mod workloads;

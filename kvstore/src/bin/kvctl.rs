@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use kvstore::client::{Client, ClientConfig};
-use kvstore::snapshot::{self, SnapshotStatus};
+use kvstore::snapshot;
 use kvstore::ClusterInfo;
 
 #[derive(Parser, Debug)]
@@ -81,6 +81,8 @@ fn read(file: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
 }
 
+use kvstore::printer::format_status;
+
 fn run(cli: Cli) -> Result<(), String> {
     let Top::Snapshot(command) = cli.command;
     match command {
@@ -130,103 +132,4 @@ fn save(file: &PathBuf, endpoint: &str) -> Result<(), String> {
     std::fs::rename(&part, file).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
     println!("Snapshot saved at {}", file.display());
     Ok(())
-}
-
-/// go-humanize's `Bytes`, which etcdctl uses: SI units, one decimal below 10.
-fn humanize(bytes: u64) -> String {
-    if bytes < 10 {
-        return format!("{bytes} B");
-    }
-    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
-    let e = ((bytes as f64).ln() / 1000f64.ln()).floor() as usize;
-    let value = (bytes as f64 / 1000f64.powi(e as i32) * 10.0 + 0.5).floor() / 10.0;
-    if value < 10.0 {
-        format!("{value:.1} {}", units[e])
-    } else {
-        format!("{value:.0} {}", units[e])
-    }
-}
-
-fn format_status(s: &SnapshotStatus, format: &str) -> Result<String, String> {
-    let size = humanize(s.total_size);
-    match format {
-        "simple" => Ok(format!(
-            "{:x}, {}, {}, {size}\n",
-            s.hash, s.revision, s.total_keys
-        )),
-        "json" => Ok(format!(
-            "{{\"hash\":{},\"revision\":{},\"totalKey\":{},\"totalSize\":{}}}\n",
-            s.hash, s.revision, s.total_keys, s.total_size
-        )),
-        "table" => {
-            let cells = [
-                format!("{:x}", s.hash),
-                s.revision.to_string(),
-                s.total_keys.to_string(),
-                size,
-            ];
-            let heads = ["HASH", "REVISION", "TOTAL KEYS", "TOTAL SIZE"];
-            let widths: Vec<usize> = heads
-                .iter()
-                .zip(&cells)
-                .map(|(h, c)| h.len().max(c.len()))
-                .collect();
-            let rule: String = widths
-                .iter()
-                .map(|w| format!("+{}", "-".repeat(w + 2)))
-                .collect::<String>()
-                + "+\n";
-            let head: String = heads
-                .iter()
-                .zip(&widths)
-                .map(|(h, w)| format!("| {h:^w$} "))
-                .collect::<String>()
-                + "|\n";
-            let row: String = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("| {c:>w$} "))
-                .collect::<String>()
-                + "|\n";
-            Ok(format!("{rule}{head}{rule}{row}{rule}"))
-        }
-        other => Err(format!("{other} not supported as output format")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_print_like_etcdctl() {
-        assert_eq!(humanize(5), "5 B");
-        assert_eq!(humanize(544), "544 B");
-        assert_eq!(humanize(24576), "25 kB");
-        assert_eq!(humanize(1_234_567), "1.2 MB");
-    }
-
-    #[test]
-    fn status_table_matches_etcdctl_layout() {
-        let s = SnapshotStatus {
-            hash: 0x9774a3b0,
-            revision: 11,
-            total_keys: 14,
-            total_size: 24576,
-        };
-        assert_eq!(
-            format_status(&s, "simple").unwrap(),
-            "9774a3b0, 11, 14, 25 kB\n"
-        );
-        let table = format_status(&s, "table").unwrap();
-        assert_eq!(
-            table,
-            "+----------+----------+------------+------------+\n\
-             |   HASH   | REVISION | TOTAL KEYS | TOTAL SIZE |\n\
-             +----------+----------+------------+------------+\n\
-             | 9774a3b0 |       11 |         14 |      25 kB |\n\
-             +----------+----------+------------+------------+\n"
-        );
-        assert!(format_status(&s, "yaml").is_err());
-    }
 }

@@ -1,0 +1,355 @@
+//! `etcdctl` (v3 API), talking gRPC to the members' client URLs. By default it uses the
+//! member on this node (`--endpoints=http://<node ip>:2379`), as kubespray's
+//! `/usr/local/bin/etcdctl.sh` wrapper does.
+
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use kvstore::client::{Client, ClientConfig};
+use kvstore::printer::{self, MEMBER_HEADS, STATUS_HEADS};
+use kvstore::proto::etcdserverpb::{
+    cluster_client::ClusterClient, DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest,
+};
+use kvstore::request::prefix_end;
+
+use super::Output;
+use crate::cluster::{Cluster, Node};
+
+#[derive(Parser)]
+#[command(name = "etcdctl")]
+struct Etcdctl {
+    #[arg(long, global = true, value_delimiter = ',')]
+    endpoints: Vec<String>,
+    /// simple, table or json.
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        global = true,
+        default_value = "simple"
+    )]
+    write_out: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Member {
+        #[command(subcommand)]
+        what: MemberCmd,
+    },
+    Endpoint {
+        #[command(subcommand)]
+        what: EndpointCmd,
+    },
+    Get {
+        key: String,
+        #[arg(long)]
+        prefix: bool,
+        #[arg(long)]
+        keys_only: bool,
+    },
+    Put {
+        key: String,
+        value: String,
+    },
+    Del {
+        key: String,
+        #[arg(long)]
+        prefix: bool,
+    },
+    Snapshot {
+        #[command(subcommand)]
+        what: SnapshotCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MemberCmd {
+    List,
+}
+
+#[derive(Subcommand)]
+enum EndpointCmd {
+    Status {
+        #[arg(long)]
+        cluster: bool,
+    },
+    Health {
+        #[arg(long)]
+        cluster: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCmd {
+    Save { file: String },
+    Status { file: String },
+}
+
+/// Runs `etcdctl ...` on `node`.
+pub async fn run(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
+    let cli = match Etcdctl::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => return Output::fail(e.render().to_string(), 1),
+    };
+    let endpoints = if cli.endpoints.is_empty() {
+        vec![format!("http://{}:2379", node.ctx.ip)]
+    } else {
+        cli.endpoints.clone()
+    };
+    let ctl = Ctl {
+        cluster,
+        node,
+        endpoints,
+        format: cli.write_out.clone(),
+    };
+    ctl.run(cli.command).await.unwrap_or_else(|e| e)
+}
+
+struct Ctl<'a> {
+    cluster: &'a Cluster,
+    node: &'a Node,
+    endpoints: Vec<String>,
+    format: String,
+}
+
+fn error(e: impl std::fmt::Display) -> Output {
+    Output::fail(format!("Error: {e}"), 1)
+}
+
+impl Ctl<'_> {
+    fn resolve(&self, url: &str) -> String {
+        let url = if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        };
+        self.cluster.network.resolve_url(&url)
+    }
+
+    fn client(&self, endpoints: &[String]) -> Result<Client, Output> {
+        let mut config = ClientConfig::new(endpoints.iter().map(|e| self.resolve(e)).collect());
+        config.timeout = Duration::from_secs(3);
+        Client::new(config).map_err(error)
+    }
+
+    async fn run(&self, command: Command) -> Result<Output, Output> {
+        match command {
+            Command::Member {
+                what: MemberCmd::List,
+            } => self.member_list().await,
+            Command::Endpoint {
+                what: EndpointCmd::Status { cluster },
+            } => self.endpoint_status(cluster).await,
+            Command::Endpoint {
+                what: EndpointCmd::Health { cluster },
+            } => self.endpoint_health(cluster).await,
+            Command::Get {
+                key,
+                prefix,
+                keys_only,
+            } => {
+                let range_end = if prefix {
+                    prefix_end(key.as_bytes())
+                } else {
+                    vec![]
+                };
+                let request = RangeRequest {
+                    key: key.into_bytes(),
+                    range_end,
+                    keys_only,
+                    ..Default::default()
+                };
+                let r = self
+                    .client(&self.endpoints)?
+                    .range(request)
+                    .await
+                    .map_err(error)?;
+                let mut out = String::new();
+                for kv in r.kvs {
+                    out.push_str(&format!(
+                        "{}\n{}\n",
+                        String::from_utf8_lossy(&kv.key),
+                        String::from_utf8_lossy(&kv.value)
+                    ));
+                }
+                Ok(Output::ok(out))
+            }
+            Command::Put { key, value } => {
+                let request = PutRequest {
+                    key: key.into_bytes(),
+                    value: value.into_bytes(),
+                    ..Default::default()
+                };
+                self.client(&self.endpoints)?
+                    .put(request)
+                    .await
+                    .map_err(error)?;
+                Ok(Output::ok("OK\n"))
+            }
+            Command::Del { key, prefix } => {
+                let range_end = if prefix {
+                    prefix_end(key.as_bytes())
+                } else {
+                    vec![]
+                };
+                let request = DeleteRangeRequest {
+                    key: key.into_bytes(),
+                    range_end,
+                    ..Default::default()
+                };
+                let r = self
+                    .client(&self.endpoints)?
+                    .delete_range(request)
+                    .await
+                    .map_err(error)?;
+                Ok(Output::ok(format!("{}\n", r.deleted)))
+            }
+            Command::Snapshot {
+                what: SnapshotCmd::Save { file },
+            } => self.snapshot_save(&file).await,
+            Command::Snapshot {
+                what: SnapshotCmd::Status { file },
+            } => {
+                let bytes = std::fs::read(self.node.ctx.path(&file))
+                    .map_err(|e| error(format!("{file}: {e}")))?;
+                let status = kvstore::snapshot::status(&bytes).map_err(error)?;
+                printer::format_status(&status, &self.format)
+                    .map(Output::ok)
+                    .map_err(error)
+            }
+        }
+    }
+
+    async fn members(&self) -> Result<Vec<kvstore::proto::etcdserverpb::Member>, Output> {
+        let mut last = String::from("no endpoints");
+        for e in &self.endpoints {
+            let url = self.resolve(e);
+            let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url) else {
+                continue;
+            };
+            let endpoint = endpoint
+                .connect_timeout(Duration::from_secs(1))
+                .timeout(Duration::from_secs(3));
+            match endpoint.connect().await {
+                Ok(channel) => match ClusterClient::new(channel)
+                    .member_list(MemberListRequest::default())
+                    .await
+                {
+                    Ok(r) => return Ok(r.into_inner().members),
+                    Err(s) => last = s.message().to_string(),
+                },
+                Err(e) => last = format!("context deadline exceeded ({e})"),
+            }
+        }
+        Err(error(last))
+    }
+
+    async fn member_list(&self) -> Result<Output, Output> {
+        let rows: Vec<Vec<String>> = self
+            .members()
+            .await?
+            .iter()
+            .map(printer::member_row)
+            .collect();
+        Ok(Output::ok(match self.format.as_str() {
+            "table" => printer::table(&MEMBER_HEADS, &rows),
+            _ => rows.iter().map(|r| format!("{}\n", r.join(", "))).collect(),
+        }))
+    }
+
+    /// The endpoints to ask: the given ones, or (`--cluster`) every member's client URL.
+    async fn targets(&self, cluster: bool) -> Result<Vec<String>, Output> {
+        if !cluster {
+            return Ok(self.endpoints.clone());
+        }
+        Ok(self
+            .members()
+            .await?
+            .into_iter()
+            .flat_map(|m| m.client_ur_ls)
+            .collect())
+    }
+
+    async fn endpoint_status(&self, cluster: bool) -> Result<Output, Output> {
+        let mut rows = Vec::new();
+        let mut failed = Vec::new();
+        for ep in self.targets(cluster).await? {
+            match self.client(std::slice::from_ref(&ep))?.status().await {
+                Ok(s) => rows.push(printer::status_row(&ep, &s)),
+                Err(_) => failed.push(format!(
+                    "Failed to get the status of endpoint {ep} (context deadline exceeded)"
+                )),
+            }
+        }
+        let stdout = match self.format.as_str() {
+            "table" => printer::table(&STATUS_HEADS, &rows),
+            _ => rows.iter().map(|r| format!("{}\n", r.join(", "))).collect(),
+        };
+        let stderr: String = failed
+            .iter()
+            .map(|f| format!("{{\"level\":\"warn\",\"msg\":\"{f}\"}}\n"))
+            .collect();
+        Ok(Output {
+            stdout,
+            stderr,
+            code: 0,
+        })
+    }
+
+    async fn endpoint_health(&self, cluster: bool) -> Result<Output, Output> {
+        let mut out = Output::default();
+        for ep in self.targets(cluster).await? {
+            let started = Instant::now();
+            let request = RangeRequest {
+                key: b"health".to_vec(),
+                ..Default::default()
+            };
+            match self.client(std::slice::from_ref(&ep))?.range(request).await {
+                Ok(_) => out.stderr.push_str(&format!(
+                    "{ep} is healthy: successfully committed proposal: took = {:?}\n",
+                    started.elapsed()
+                )),
+                Err(e) => {
+                    out.stderr.push_str(&format!(
+                        "{ep} is unhealthy: failed to commit proposal: {e}\n"
+                    ));
+                    out.code = 1;
+                }
+            }
+        }
+        if out.code != 0 {
+            out.stderr.push_str("Error: unhealthy cluster\n");
+        }
+        Ok(out)
+    }
+
+    async fn snapshot_save(&self, file: &str) -> Result<Output, Output> {
+        let client = self.client(&self.endpoints[..1])?;
+        let ep = &self.endpoints[0];
+        let bytes = client.snapshot().await.map_err(error)?;
+        kvstore::snapshot::status(&bytes)
+            .map_err(|e| error(format!("the member sent a bad snapshot: {e}")))?;
+        let path = self.node.ctx.path(file);
+        let part = path.with_extension("part");
+        std::fs::write(&part, &bytes).map_err(|e| error(format!("{file}: {e}")))?;
+        std::fs::rename(&part, &path).map_err(|e| error(format!("{file}: {e}")))?;
+        let now = self
+            .node
+            .ctx
+            .clock
+            .now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        let stdout = format!(
+            "{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:119\",\"msg\":\"created temporary db file\",\"path\":\"{file}.part\"}}\n\
+             {{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:127\",\"msg\":\"fetching snapshot\",\"endpoint\":\"{ep}\"}}\n\
+             {{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:140\",\"msg\":\"fetched snapshot\",\"endpoint\":\"{ep}\",\"size\":\"{}\"}}\n\
+             {{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go:152\",\"msg\":\"saved\",\"path\":\"{file}\"}}\n\
+             Snapshot saved at {file}\n",
+            printer::humanize(bytes.len() as u64)
+        );
+        Ok(Output::ok(stdout))
+    }
+}

@@ -1,0 +1,713 @@
+//! `kubectl`, as the node's root runs it: the kubeconfig is `/root/.kube/config`, and
+//! every request goes over HTTPS to the server named there. `get` asks the apiserver
+//! for a Table and prints its columns, as the real kubectl does.
+
+use clap::{Parser, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::Output;
+use crate::cluster::{Cluster, Node, ADMIN_CONF};
+use crate::process::client_from_kubeconfig;
+use apiserver::client::Client;
+use apiserver::kubeconfig::{Kubeconfig, NamedCluster};
+use apiserver::registry::{self, ResourceType};
+
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+#[derive(Parser)]
+#[command(name = "kubectl")]
+struct Kubectl {
+    #[arg(short = 'n', long, global = true)]
+    namespace: Option<String>,
+    #[arg(short = 'A', long, global = true)]
+    all_namespaces: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Display one or many resources.
+    Get {
+        resource: String,
+        name: Option<String>,
+        #[arg(short, long)]
+        output: Option<String>,
+        #[arg(long)]
+        show_labels: bool,
+    },
+    /// Show details of a pod.
+    Describe { resource: String, name: String },
+    /// Run a particular image on the cluster.
+    Run {
+        name: String,
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        command: bool,
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Create a resource.
+    Create {
+        #[command(subcommand)]
+        what: Create,
+    },
+    /// Set a new size for a ReplicaSet or Deployment.
+    Scale {
+        target: String,
+        #[arg(long)]
+        replicas: i32,
+    },
+    /// Delete resources.
+    Delete { resource: String, name: String },
+    /// Print the logs for a container in a pod.
+    Logs {
+        name: String,
+        #[arg(long)]
+        tail: Option<i64>,
+    },
+    /// Modify kubeconfig files.
+    Config {
+        #[command(subcommand)]
+        what: Config,
+    },
+    /// Display addresses of the control plane.
+    ClusterInfo,
+    /// Print the client and server version information.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum Create {
+    Deployment {
+        name: String,
+        #[arg(long)]
+        image: String,
+        #[arg(long, default_value_t = 1)]
+        replicas: i32,
+    },
+}
+
+#[derive(Subcommand)]
+enum Config {
+    /// Set a cluster entry in kubeconfig.
+    SetCluster {
+        name: String,
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// Display merged kubeconfig settings.
+    View,
+    /// Display the current-context.
+    CurrentContext,
+}
+
+fn find(resource: &str) -> Option<&'static ResourceType> {
+    let r = resource.to_lowercase();
+    registry::all().iter().find(|t| {
+        t.plural == r
+            || t.singular == r
+            || t.short_names.contains(&r.as_str())
+            || t.kind.to_lowercase() == r
+    })
+}
+
+fn path(rt: &ResourceType, namespace: Option<&str>, name: Option<&str>) -> String {
+    let base = if rt.group.is_empty() {
+        format!("/api/{}", rt.version)
+    } else {
+        format!("/apis/{}/{}", rt.group, rt.version)
+    };
+    let collection = match namespace {
+        Some(ns) if rt.namespaced => format!("{base}/namespaces/{ns}/{}", rt.plural),
+        _ => format!("{base}/{}", rt.plural),
+    };
+    match name {
+        Some(n) => format!("{collection}/{n}"),
+        None => collection,
+    }
+}
+
+/// `pod/alpine`, `deployment.apps/web`.
+fn qualified(rt: &ResourceType, name: &str) -> String {
+    if rt.group.is_empty() {
+        format!("{}/{name}", rt.singular)
+    } else {
+        format!("{}.{}/{name}", rt.singular, rt.group)
+    }
+}
+
+struct Session {
+    client: Client,
+    server: String,
+    namespace: String,
+}
+
+impl Session {
+    /// Sends a request; a failure comes back as kubectl prints it.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        accept: &str,
+        body: Option<Value>,
+    ) -> Result<Value, Output> {
+        let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+        let (code, bytes) = self
+            .client
+            .raw(method, path, accept, body)
+            .await
+            .map_err(|_| self.refused())?;
+        if !(200..300).contains(&code) {
+            let e = Client::error_of(code, &bytes);
+            return Err(Output::fail(
+                format!("Error from server ({}): {e}", reason(&e, code)),
+                1,
+            ));
+        }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&bytes)
+            .or_else(|_| Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned())))
+    }
+
+    fn refused(&self) -> Output {
+        let host = self
+            .server
+            .split_once("://")
+            .map_or(self.server.as_str(), |(_, h)| h);
+        Output::fail(
+            format!("The connection to the server {host} was refused - did you specify the right host or port?"),
+            1,
+        )
+    }
+}
+
+fn reason(e: &apiserver::Error, code: u16) -> String {
+    match e {
+        apiserver::Error::Remote { reason, .. } if !reason.is_empty() => reason.clone(),
+        apiserver::Error::Remote { .. } => match code {
+            503 => "ServiceUnavailable".into(),
+            _ => "InternalError".into(),
+        },
+        other => other.reason().into(),
+    }
+}
+
+/// Runs `kubectl ...` on `node`.
+pub async fn run(_cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
+    let cli = match Kubectl::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => return Output::fail(e.render().to_string(), 1),
+    };
+    if let Command::Config { what } = &cli.command {
+        return config(node, what);
+    }
+    let (client, server) = match client_from_kubeconfig(&node.ctx, ADMIN_CONF) {
+        Ok(c) => {
+            let text = node.ctx.read(ADMIN_CONF).unwrap_or_default();
+            let server = Kubeconfig::parse(&text).and_then(|k| k.target()).map(|t| t.server).unwrap_or_default();
+            (c, server)
+        }
+        Err(_) => {
+            return Output::fail(
+                "The connection to the server localhost:8080 was refused - did you specify the right host or port?",
+                1,
+            )
+        }
+    };
+    let s = Session {
+        client,
+        server,
+        namespace: cli.namespace.clone().unwrap_or_else(|| "default".into()),
+    };
+    let result = match cli.command {
+        Command::Get { resource, name, output, show_labels } => {
+            get(&s, &resource, name.as_deref(), output.as_deref(), cli.all_namespaces, show_labels).await
+        }
+        Command::Describe { resource, name } => describe(&s, &resource, &name).await,
+        Command::Run { name, image, command, args } => run_pod(&s, &name, &image, command, args).await,
+        Command::Create { what: Create::Deployment { name, image, replicas } } => {
+            create_deployment(&s, &name, &image, replicas).await
+        }
+        Command::Scale { target, replicas } => scale(&s, &target, replicas).await,
+        Command::Delete { resource, name } => delete(&s, &resource, &name).await,
+        Command::Logs { name, tail } => logs(&s, &name, tail).await,
+        Command::ClusterInfo => Ok(Output::ok(format!(
+            "Kubernetes control plane is running at {}\n\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n",
+            s.server
+        ))),
+        Command::Version => version(&s).await,
+        Command::Config { .. } => unreachable!("handled above"),
+    };
+    result.unwrap_or_else(|e| e)
+}
+
+fn unknown(resource: &str) -> Output {
+    Output::fail(
+        format!("error: the server doesn't have a resource type \"{resource}\""),
+        1,
+    )
+}
+
+async fn get(
+    s: &Session,
+    resource: &str,
+    name: Option<&str>,
+    output: Option<&str>,
+    all: bool,
+    show_labels: bool,
+) -> Result<Output, Output> {
+    let Some(rt) = find(resource) else {
+        return Err(unknown(resource));
+    };
+    let ns = (!all).then_some(s.namespace.as_str());
+    let url = path(rt, ns, name);
+    match output {
+        Some("json") | Some("yaml") => {
+            let mut v = s.call(Method::GET, &url, "application/json", None).await?;
+            if name.is_none() {
+                v["kind"] = json!("List");
+                v["apiVersion"] = json!("v1");
+            }
+            let text = if output == Some("json") {
+                serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+            } else {
+                serde_yaml_ng::to_string(&v).unwrap_or_default()
+            };
+            Ok(Output::ok(text))
+        }
+        Some("name") => {
+            let v = s.call(Method::GET, &url, "application/json", None).await?;
+            let items = if name.is_some() { vec![v] } else { v["items"].as_array().cloned().unwrap_or_default() };
+            let lines: String = items
+                .iter()
+                .map(|i| format!("{}\n", qualified(rt, i["metadata"]["name"].as_str().unwrap_or(""))))
+                .collect();
+            Ok(Output::ok(lines))
+        }
+        Some("wide") | None => {
+            let table = s.call(Method::GET, &url, TABLE, None).await?;
+            Ok(print_table(&table, output == Some("wide"), all, show_labels, &s.namespace))
+        }
+        Some(other) => Err(Output::fail(format!("error: unable to match a printer suitable for the output format \"{other}\", allowed formats are: json,name,wide,yaml"), 1)),
+    }
+}
+
+/// A Table as kubectl prints it: upper-case headers, columns three spaces apart.
+pub fn print_table(
+    table: &Value,
+    wide: bool,
+    all: bool,
+    show_labels: bool,
+    namespace: &str,
+) -> Output {
+    let defs = table["columnDefinitions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let keep: Vec<usize> = defs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| wide || d["priority"].as_i64().unwrap_or(0) == 0)
+        .map(|(i, _)| i)
+        .collect();
+    let rows = table["rows"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        let text = if all {
+            "No resources found\n".to_string()
+        } else {
+            format!("No resources found in {namespace} namespace.\n")
+        };
+        return Output {
+            stderr: text,
+            ..Output::default()
+        };
+    }
+    let mut lines: Vec<Vec<String>> = Vec::new();
+    let mut head: Vec<String> = keep
+        .iter()
+        .map(|&i| defs[i]["name"].as_str().unwrap_or("").to_uppercase())
+        .collect();
+    if all {
+        head.insert(0, "NAMESPACE".into());
+    }
+    if show_labels {
+        head.push("LABELS".into());
+    }
+    lines.push(head);
+    for row in &rows {
+        let cells = row["cells"].as_array().cloned().unwrap_or_default();
+        let mut line: Vec<String> = keep
+            .iter()
+            .map(|&i| match &cells.get(i) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => "<none>".into(),
+                Some(other) => other.to_string(),
+            })
+            .collect();
+        let meta = &row["object"]["metadata"];
+        if all {
+            line.insert(0, meta["namespace"].as_str().unwrap_or("").to_string());
+        }
+        if show_labels {
+            let labels: Vec<String> = meta["labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            line.push(if labels.is_empty() {
+                "<none>".into()
+            } else {
+                labels.join(",")
+            });
+        }
+        lines.push(line);
+    }
+    Output::ok(align(&lines))
+}
+
+fn align(lines: &[Vec<String>]) -> String {
+    let n = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for l in lines {
+        let mut text = String::new();
+        for (i, cell) in l.iter().enumerate() {
+            text.push_str(cell);
+            if i + 1 < l.len() {
+                text.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+async fn run_pod(
+    s: &Session,
+    name: &str,
+    image: &str,
+    command: bool,
+    args: Vec<String>,
+) -> Result<Output, Output> {
+    let mut container = json!({"name": name, "image": image, "resources": {}});
+    if !args.is_empty() {
+        container[if command { "command" } else { "args" }] = json!(args);
+    }
+    let pod = json!({"kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "creationTimestamp": null, "labels": {"run": name}},
+        "spec": {"containers": [container], "restartPolicy": "Always", "dnsPolicy": "ClusterFirst"},
+        "status": {}});
+    let rt = find("pods").expect("pods are served");
+    s.call(
+        Method::POST,
+        &path(rt, Some(&s.namespace), None),
+        "application/json",
+        Some(pod),
+    )
+    .await?;
+    Ok(Output::ok(format!("pod/{name} created\n")))
+}
+
+async fn create_deployment(
+    s: &Session,
+    name: &str,
+    image: &str,
+    replicas: i32,
+) -> Result<Output, Output> {
+    let container = image
+        .rsplit('/')
+        .next()
+        .unwrap_or(image)
+        .split(':')
+        .next()
+        .unwrap_or(image);
+    let d = json!({"kind": "Deployment", "apiVersion": "apps/v1",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": container, "image": image, "resources": {}}]}},
+                 "strategy": {}}});
+    let rt = find("deployments").expect("deployments are served");
+    s.call(
+        Method::POST,
+        &path(rt, Some(&s.namespace), None),
+        "application/json",
+        Some(d),
+    )
+    .await?;
+    Ok(Output::ok(format!("deployment.apps/{name} created\n")))
+}
+
+async fn scale(s: &Session, target: &str, replicas: i32) -> Result<Output, Output> {
+    let (resource, name) = target.split_once('/').unwrap_or(("", target));
+    let Some(rt) = find(resource) else {
+        return Err(unknown(resource));
+    };
+    let url = format!("{}/scale", path(rt, Some(&s.namespace), Some(name)));
+    let body = Some((
+        "application/merge-patch+json",
+        json!({"spec": {"replicas": replicas}})
+            .to_string()
+            .into_bytes(),
+    ));
+    let (code, bytes) = s
+        .client
+        .raw(Method::PATCH, &url, "application/json", body)
+        .await
+        .map_err(|_| s.refused())?;
+    if !(200..300).contains(&code) {
+        let e = Client::error_of(code, &bytes);
+        return Err(Output::fail(
+            format!("Error from server ({}): {e}", reason(&e, code)),
+            1,
+        ));
+    }
+    Ok(Output::ok(format!("{} scaled\n", qualified(rt, name))))
+}
+
+async fn delete(s: &Session, resource: &str, name: &str) -> Result<Output, Output> {
+    let Some(rt) = find(resource) else {
+        return Err(unknown(resource));
+    };
+    let url = path(rt, Some(&s.namespace), Some(name));
+    s.call(
+        Method::DELETE,
+        &url,
+        "application/json",
+        Some(json!({"propagationPolicy": "Background"})),
+    )
+    .await?;
+    // kubectl waits until the object is gone (a running pod: until its kubelet confirms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match s.call(Method::GET, &url, "application/json", None).await {
+            Err(_) => break,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    Ok(Output::ok(format!(
+        "{} \"{name}\" deleted\n",
+        rt.singular_display()
+    )))
+}
+
+trait Display {
+    fn singular_display(&self) -> String;
+}
+
+impl Display for ResourceType {
+    /// `pod`, `deployment.apps`: how `kubectl delete` names a kind.
+    fn singular_display(&self) -> String {
+        if self.group.is_empty() {
+            self.singular.to_string()
+        } else {
+            format!("{}.{}", self.singular, self.group)
+        }
+    }
+}
+
+async fn logs(s: &Session, name: &str, tail: Option<i64>) -> Result<Output, Output> {
+    let rt = find("pods").expect("pods are served");
+    let mut url = format!("{}/log", path(rt, Some(&s.namespace), Some(name)));
+    if let Some(t) = tail {
+        url.push_str(&format!("?tailLines={t}"));
+    }
+    match s.call(Method::GET, &url, "text/plain", None).await {
+        Ok(Value::String(text)) => Ok(Output::ok(text)),
+        Ok(other) => Ok(Output::ok(other.to_string())),
+        Err(mut e) => {
+            e.stderr = e
+                .stderr
+                .replacen("Error from server", "error: error from server", 1);
+            Err(e)
+        }
+    }
+}
+
+async fn version(s: &Session) -> Result<Output, Output> {
+    let v = s
+        .call(Method::GET, "/version", "application/json", None)
+        .await?;
+    Ok(Output::ok(format!(
+        "Client Version: v1.32.0-miniplane\nKustomize Version: v5.5.0\nServer Version: {}\n",
+        v["gitVersion"].as_str().unwrap_or("")
+    )))
+}
+
+async fn describe(s: &Session, resource: &str, name: &str) -> Result<Output, Output> {
+    let Some(rt) = find(resource).filter(|rt| rt.plural == "pods") else {
+        return Err(Output::fail("error: this kubectl describes pods only", 1));
+    };
+    let pod = s
+        .call(
+            Method::GET,
+            &path(rt, Some(&s.namespace), Some(name)),
+            "application/json",
+            None,
+        )
+        .await?;
+    let m = &pod["metadata"];
+    let str_of = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let labels = m["labels"]
+        .as_object()
+        .map(|l| {
+            l.iter()
+                .map(|(k, v)| format!("{k}={}", str_of(v)))
+                .collect::<Vec<_>>()
+                .join("\n                  ")
+        })
+        .unwrap_or_default();
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| {
+        out.push_str(&format!(
+            "{:<18}{}\n",
+            format!("{k}:"),
+            if v.is_empty() { "<none>".into() } else { v }
+        ))
+    };
+    line("Name", str_of(&m["name"]));
+    line("Namespace", str_of(&m["namespace"]));
+    let node = str_of(&pod["spec"]["nodeName"]);
+    let host = str_of(&pod["status"]["hostIP"]);
+    line(
+        "Node",
+        if node.is_empty() {
+            String::new()
+        } else {
+            format!("{node}/{host}")
+        },
+    );
+    line("Labels", labels);
+    line("Status", str_of(&pod["status"]["phase"]));
+    line("IP", str_of(&pod["status"]["podIP"]));
+    out.push_str("Containers:\n");
+    for c in pod["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        out.push_str(&format!(
+            "  {}:\n    Image:          {}\n",
+            str_of(&c["name"]),
+            str_of(&c["image"])
+        ));
+        for field in ["command", "args"] {
+            if let Some(list) = c[field].as_array() {
+                out.push_str(&format!(
+                    "    {}:\n",
+                    if field == "command" {
+                        "Command"
+                    } else {
+                        "Args"
+                    }
+                ));
+                for a in list {
+                    out.push_str(&format!("      {}\n", str_of(a)));
+                }
+            }
+        }
+    }
+    let events_rt = find("events").expect("events are served");
+    let selector = format!("involvedObject.name%3D{name}");
+    let url = format!(
+        "{}?fieldSelector={selector}",
+        path(events_rt, Some(&s.namespace), None)
+    );
+    let events = s
+        .call(Method::GET, &url, "application/json", None)
+        .await
+        .unwrap_or_default();
+    let items = events["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        out.push_str("Events:           <none>\n");
+    } else {
+        out.push_str("Events:\n");
+        let mut rows = vec![
+            vec![
+                "  Type".to_string(),
+                "Reason".into(),
+                "From".into(),
+                "Message".into(),
+            ],
+            vec![
+                "  ----".to_string(),
+                "------".into(),
+                "----".into(),
+                "-------".into(),
+            ],
+        ];
+        for e in items {
+            let from = match e["reportingInstance"].as_str() {
+                Some(i) if !i.is_empty() => format!("{} ({i})", str_of(&e["source"]["component"])),
+                _ => str_of(&e["source"]["component"]),
+            };
+            rows.push(vec![
+                format!("  {}", str_of(&e["type"])),
+                str_of(&e["reason"]),
+                from,
+                str_of(&e["message"]),
+            ]);
+        }
+        out.push_str(&align(&rows));
+    }
+    Ok(Output::ok(out))
+}
+
+/// `kubectl config ...` edits and shows the node's kubeconfig file.
+fn config(node: &Node, what: &Config) -> Output {
+    let text = node.ctx.read(ADMIN_CONF).unwrap_or_default();
+    let mut k = Kubeconfig::parse(&text).unwrap_or_default();
+    match what {
+        Config::SetCluster { name, server } => {
+            match k.clusters.iter_mut().find(|c| &c.name == name) {
+                Some(c) => {
+                    if let Some(s) = server {
+                        c.cluster.server = s.clone();
+                    }
+                }
+                None => k.clusters.push(NamedCluster {
+                    name: name.clone(),
+                    cluster: apiserver::kubeconfig::Cluster {
+                        server: server.clone().unwrap_or_default(),
+                        ..Default::default()
+                    },
+                }),
+            }
+            if let Err(e) = node.ctx.write(ADMIN_CONF, &k.to_yaml()) {
+                return Output::fail(format!("error: {e}"), 1);
+            }
+            Output::ok(format!("Cluster \"{name}\" set.\n"))
+        }
+        Config::View => {
+            for c in &mut k.clusters {
+                if !c.cluster.certificate_authority_data.is_empty() {
+                    c.cluster.certificate_authority_data = "DATA+OMITTED".into();
+                }
+            }
+            for u in &mut k.users {
+                if !u.user.token.is_empty() {
+                    u.user.token = "REDACTED".into();
+                }
+            }
+            Output::ok(k.to_yaml())
+        }
+        Config::CurrentContext => Output::ok(format!("{}\n", k.current_context)),
+    }
+}

@@ -1,0 +1,139 @@
+//! The commands a learner types "on a node": `kubectl`, `etcdctl`, `docker`,
+//! `systemctl`, `rm`, `cat`, `ls` — each run with that node's files and address, and
+//! parsed with clap as the real tools parse them. They reach the components only the
+//! way the real tools would: kubectl over HTTPS to the server in the node's kubeconfig,
+//! etcdctl over gRPC to the members' client URLs, docker to the node's runtime.
+
+pub mod etcdctl;
+pub mod kubectl;
+pub mod system;
+
+use crate::cluster::{Cluster, Node};
+
+/// What a command printed, and how it ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Output {
+    pub fn ok(stdout: impl Into<String>) -> Self {
+        Output {
+            stdout: stdout.into(),
+            ..Output::default()
+        }
+    }
+
+    pub fn fail(stderr: impl Into<String>, code: i32) -> Self {
+        let mut stderr = stderr.into();
+        if !stderr.ends_with('\n') {
+            stderr.push('\n');
+        }
+        Output {
+            stderr,
+            code,
+            ..Output::default()
+        }
+    }
+}
+
+/// Splits a command line into words, honouring single and double quotes.
+pub fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut quote: Option<char> = None;
+    let mut in_word = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(word);
+    }
+    out
+}
+
+/// Runs one command line on `node`. A trailing `| head [-n N]` keeps the first lines.
+pub async fn run(cluster: &Cluster, node: &str, line: &str) -> Output {
+    let Some(node) = cluster.node(node) else {
+        return Output::fail(format!("no such node: {node}"), 1);
+    };
+    let (command, head) = match line.split_once('|') {
+        Some((cmd, pipe)) => (cmd, head_lines(pipe)),
+        None => (line, None),
+    };
+    let argv = words(command);
+    let mut out = dispatch(cluster, node, &argv).await;
+    if let Some(n) = head {
+        let kept: Vec<&str> = out.stdout.lines().take(n).collect();
+        out.stdout = kept.iter().map(|l| format!("{l}\n")).collect();
+    }
+    out
+}
+
+fn head_lines(pipe: &str) -> Option<usize> {
+    let w = words(pipe);
+    match w.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["head"] => Some(10),
+        ["head", "-n", n] => n.parse().ok(),
+        ["head", n] => n.trim_start_matches('-').parse().ok(),
+        _ => None,
+    }
+}
+
+async fn dispatch(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
+    let Some(program) = argv.first() else {
+        return Output::default();
+    };
+    match program.as_str() {
+        "kubectl" => kubectl::run(cluster, node, argv).await,
+        "etcdctl" => etcdctl::run(cluster, node, argv).await,
+        "docker" => system::docker(node, argv).await,
+        "systemctl" => system::systemctl(node, argv).await,
+        "rm" | "cat" | "ls" => system::files(node, argv),
+        other => Output::fail(format!("bash: {other}: command not found"), 127),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_split_like_a_shell() {
+        assert_eq!(
+            words("kubectl run alpine --image=alpine -- ping 8.8.8.8"),
+            [
+                "kubectl",
+                "run",
+                "alpine",
+                "--image=alpine",
+                "--",
+                "ping",
+                "8.8.8.8"
+            ]
+        );
+        assert_eq!(words("echo 'a b' \"c d\" e"), ["echo", "a b", "c d", "e"]);
+        assert_eq!(words("  "), Vec::<String>::new());
+        assert_eq!(head_lines(" head -n 3"), Some(3));
+        assert_eq!(head_lines(" head"), Some(10));
+    }
+}

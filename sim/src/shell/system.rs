@@ -1,0 +1,262 @@
+//! `docker`, `systemctl` and the file commands: the node's own machinery.
+
+use clap::{Parser, Subcommand};
+use jiff::Timestamp;
+
+use super::Output;
+use crate::cluster::Node;
+use crate::runtime::State;
+
+#[derive(Parser)]
+#[command(name = "docker", no_binary_name = false)]
+struct Docker {
+    #[command(subcommand)]
+    command: DockerCommand,
+}
+
+#[derive(Subcommand)]
+enum DockerCommand {
+    /// List containers.
+    Ps {
+        /// Show all containers (default shows just running).
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Stop one or more running containers.
+    Stop { names: Vec<String> },
+    /// Start one or more stopped containers.
+    Start { names: Vec<String> },
+    /// Fetch the logs of a container.
+    Logs {
+        name: String,
+        #[arg(long)]
+        tail: Option<usize>,
+    },
+}
+
+fn clap_failure(e: clap::Error) -> Output {
+    let code = if e.use_stderr() { 1 } else { 0 };
+    let text = e.render().to_string();
+    if code == 0 {
+        Output::ok(text)
+    } else {
+        Output::fail(text, code)
+    }
+}
+
+/// Docker's way of saying how long: `3 seconds`, `About a minute`, `5 minutes`.
+fn age(t: Timestamp, now: Timestamp) -> String {
+    let s = (now.as_second() - t.as_second()).max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        _ => format!("{} hours", s / 3600),
+    }
+}
+
+/// `docker ps`, `stop`, `start`, `logs`.
+pub async fn docker(node: &Node, argv: &[String]) -> Output {
+    let cmd = match Docker::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => return clap_failure(e),
+    };
+    let runtime = &node.runtime;
+    let now = node.ctx.clock.now();
+    match cmd.command {
+        DockerCommand::Ps { all } => {
+            let mut rows = vec![[
+                "CONTAINER ID".to_string(),
+                "IMAGE".into(),
+                "COMMAND".into(),
+                "CREATED".into(),
+                "STATUS".into(),
+                "NAMES".into(),
+            ]];
+            for c in runtime.list().await {
+                let status = match c.state {
+                    State::Running { since } => format!("Up {}", age(since, now)),
+                    State::Exited { code, at } if all => {
+                        format!("Exited ({code}) {} ago", age(at, now))
+                    }
+                    State::Exited { .. } => continue,
+                };
+                let mut command = c.command.clone();
+                if command.len() > 20 {
+                    command.truncate(19);
+                    command.push('…');
+                }
+                rows.push([
+                    c.id,
+                    c.image,
+                    format!("\"{command}\""),
+                    format!("{} ago", age(c.created, now)),
+                    status,
+                    c.name,
+                ]);
+            }
+            Output::ok(columns(&rows))
+        }
+        DockerCommand::Stop { names } => {
+            each(&names, |n| async move { runtime.stop(&n).await.map(|_| n) }).await
+        }
+        DockerCommand::Start { names } => {
+            each(
+                &names,
+                |n| async move { runtime.start(&n).await.map(|_| n) },
+            )
+            .await
+        }
+        DockerCommand::Logs { name, tail } => match runtime.logs(&name).await {
+            Ok(lines) => {
+                let start = tail.map_or(0, |t| lines.len().saturating_sub(t));
+                Output::ok(
+                    lines[start..]
+                        .iter()
+                        .map(|l| format!("{l}\n"))
+                        .collect::<String>(),
+                )
+            }
+            Err(e) => Output::fail(e.to_string(), 1),
+        },
+    }
+}
+
+/// Runs `f` for each name, printing each name that worked (as docker does).
+async fn each<F, Fut>(names: &[String], f: F) -> Output
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = crate::error::Result<String>>,
+{
+    let mut out = Output::default();
+    for name in names {
+        match f(name.clone()).await {
+            Ok(n) => out.stdout.push_str(&format!("{n}\n")),
+            Err(e) => {
+                out.stderr.push_str(&format!("{e}\n"));
+                out.code = 1;
+            }
+        }
+    }
+    out
+}
+
+/// Columns separated by three spaces, as docker and kubectl print tables.
+pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count() + 3;
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `systemctl start|stop|restart|status kubelet`.
+pub async fn systemctl(node: &Node, argv: &[String]) -> Output {
+    let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    match args[..] {
+        ["restart", "kubelet"] => {
+            node.stop_kubelet().await;
+            node.start_kubelet().await;
+            Output::default()
+        }
+        ["stop", "kubelet"] => {
+            node.stop_kubelet().await;
+            Output::default()
+        }
+        ["start", "kubelet"] => {
+            node.start_kubelet().await;
+            Output::default()
+        }
+        ["status", "kubelet"] | ["is-active", "kubelet"] => {
+            if node.kubelet_running().await {
+                Output::ok("active\n")
+            } else {
+                Output {
+                    stdout: "inactive\n".into(),
+                    code: 3,
+                    ..Output::default()
+                }
+            }
+        }
+        [_, unit] => Output::fail(
+            format!("Failed to operate on {unit}.service: Unit {unit}.service not found."),
+            5,
+        ),
+        _ => Output::fail("usage: systemctl start|stop|restart|status kubelet", 1),
+    }
+}
+
+/// `rm FILE`, `cat FILE`, `ls [DIR]` on the node's disk.
+pub fn files(node: &Node, argv: &[String]) -> Output {
+    let program = argv[0].as_str();
+    let paths: Vec<&String> = argv
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    match program {
+        "rm" => {
+            let mut out = Output::default();
+            for p in paths {
+                if let Err(e) = std::fs::remove_file(node.ctx.path(p)) {
+                    out.stderr
+                        .push_str(&format!("rm: cannot remove '{p}': {}\n", no_such(&e)));
+                    out.code = 1;
+                }
+            }
+            out
+        }
+        "cat" => {
+            let mut out = Output::default();
+            for p in paths {
+                match std::fs::read_to_string(node.ctx.path(p)) {
+                    Ok(text) => out.stdout.push_str(&text),
+                    Err(e) => {
+                        out.stderr.push_str(&format!("cat: {p}: {}\n", no_such(&e)));
+                        out.code = 1;
+                    }
+                }
+            }
+            out
+        }
+        _ => {
+            let dir = paths.first().map(|p| p.as_str()).unwrap_or("/");
+            match std::fs::read_dir(node.ctx.path(dir)) {
+                Ok(entries) => {
+                    let mut names: Vec<String> = entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    Output::ok(names.iter().map(|n| format!("{n}\n")).collect::<String>())
+                }
+                Err(e) => Output::fail(format!("ls: cannot access '{dir}': {}", no_such(&e)), 2),
+            }
+        }
+    }
+}
+
+fn no_such(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "No such file or directory",
+        std::io::ErrorKind::PermissionDenied => "Permission denied",
+        _ => "Input/output error",
+    }
+}

@@ -1,0 +1,100 @@
+//! The real `kubectl` against a running simulated cluster.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use sim::cluster::Cluster;
+
+struct Kubectl {
+    kubeconfig: std::path::PathBuf,
+    home: std::path::PathBuf,
+}
+
+impl Kubectl {
+    /// Runs kubectl off the async runtime; returns (exit code, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let (kubeconfig, home) = (self.kubeconfig.clone(), self.home.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("kubectl")
+                .args(&args)
+                .env("KUBECONFIG", kubeconfig)
+                .env("HOME", home)
+                .output()
+                .expect("kubectl is installed");
+            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+            (
+                out.status.code().unwrap_or(-1),
+                text(out.stdout),
+                text(out.stderr),
+            )
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Runs until `done` holds (deadline 30 s).
+    async fn until(&self, args: &[&str], done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, out, err) = self.run(args).await;
+            if done(&out) {
+                return out;
+            }
+            assert!(Instant::now() < deadline, "kubectl {args:?}: {out}{err}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_kubectl_works_against_the_simulated_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(&dir.path().join("root")).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(60)).await.unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, cluster.host_kubeconfig()).unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let k = Kubectl { kubeconfig, home };
+
+    let (code, out, err) = k.run(&["get", "nodes"]).await;
+    assert_eq!(code, 0, "{err}");
+    for node in ["node1", "node2", "node3"] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(node))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(row.split_whitespace().nth(1) == Some("Ready"), "{out}");
+    }
+    let (code, out, err) = k
+        .run(&["run", "pinger", "--image=alpine", "--", "ping", "8.8.8.8"])
+        .await;
+    assert_eq!((code, out.trim()), (0, "pod/pinger created"), "{err}");
+    k.until(
+        &["get", "pod", "pinger", "-o", "jsonpath={.status.phase}"],
+        |o| o == "Running",
+    )
+    .await;
+    let out = k
+        .until(&["get", "pods", "-o", "wide"], |o| o.contains("pinger"))
+        .await;
+    let row = out.lines().find(|l| l.starts_with("pinger")).unwrap();
+    assert!(
+        row.contains("1/1") && row.contains("Running") && row.contains("node3"),
+        "{out}"
+    );
+    let logs = k
+        .until(&["logs", "pinger"], |o| o.contains("64 bytes from 8.8.8.8"))
+        .await;
+    assert!(
+        logs.starts_with("PING 8.8.8.8 (8.8.8.8): 56 data bytes"),
+        "{logs}"
+    );
+    let (code, out, err) = k.run(&["delete", "pod", "pinger"]).await;
+    assert_eq!((code, out.trim()), (0, "pod \"pinger\" deleted"), "{err}");
+    let (code, _, err) = k.run(&["get", "pod", "pinger"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("NotFound"), "{err}");
+    cluster.shutdown().await;
+}

@@ -60,13 +60,20 @@ async fn main() -> ExitCode {
             let _ = std::io::stdin().lock().read_line(&mut String::new());
         });
     }
-    let checks = match scenario.assignment().await {
+    let mut checks = match scenario.assignment().await {
         Ok(checks) => checks,
         Err(e) => {
             eprintln!("error: the scenario stopped: {e}");
             return ExitCode::from(1);
         }
     };
+    match scenario.lessons().await {
+        Ok(more) => checks.extend(more),
+        Err(e) => {
+            eprintln!("error: the lessons stopped: {e}");
+            return ExitCode::from(1);
+        }
+    }
     println!("\n(whole run: {:.1} s)", started.elapsed().as_secs_f64());
     if args.keep {
         let kubeconfig = root.join("kubeconfig-for-this-machine");

@@ -170,7 +170,14 @@ impl Client {
             match call(self.channels[current].clone(), left).await {
                 Ok(value) => return Ok(value),
                 Err(status) if retry(&status) => {
-                    last = Some(from_status(&status));
+                    // Keep what a member said over "could not connect": with one member
+                    // left of three, "no leader" is the news, not the dead ones.
+                    let e = from_status(&status);
+                    let unreachable =
+                        |e: &Error| matches!(e, Error::Unavailable(t) if t.contains("connect"));
+                    if last.as_ref().is_none_or(unreachable) || !unreachable(&e) {
+                        last = Some(e);
+                    }
                     // Move on, unless another clone already did.
                     let next = (current + 1) % self.channels.len();
                     let _ = self.current.compare_exchange(

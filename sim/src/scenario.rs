@@ -170,4 +170,88 @@ impl<'a, W: Write> Scenario<'a, W> {
         self.say(&verdict);
         Ok(checks)
     }
+
+    /// Two lessons beyond the assignment: losing quorum, and restoring the backup.
+    pub async fn lessons(&mut self) -> Result<Vec<Check>> {
+        let cluster = self.cluster;
+        let mut checks = Vec::new();
+        self.say("\n== Lesson A: lose quorum — stop a second etcd member\n\n");
+        self.sh("node3", "docker stop etcd3").await;
+        self.note("one member of three is left: no quorum, so no leader and no writes or linearizable reads");
+        let started = std::time::Instant::now();
+        let out = self.sh("node1", "kubectl get pods").await;
+        let took = started.elapsed();
+        checks.push(Check {
+            requirement: "without quorum, kubectl fails with a clear error in bounded time",
+            passed: out.code != 0
+                && out.stderr.contains("etcdserver")
+                && took < Duration::from_secs(10),
+            detail: format!(
+                "exit {} after {:.1} s: {}",
+                out.code,
+                took.as_secs_f64(),
+                out.stderr.trim()
+            ),
+        });
+        let ready = self.sh("node1", "kubectl get --raw /readyz").await;
+        checks.push(Check {
+            requirement: "without quorum, /readyz fails",
+            passed: ready.code != 0 && ready.stderr.contains("etcd"),
+            detail: ready.stderr.trim().to_string(),
+        });
+        self.sh("node3", "docker start etcd3").await;
+        self.wait(
+            "etcd has a leader again and the apiserver answers",
+            || async { shell::run(cluster, "node1", "kubectl get pods").await.code == 0 },
+        )
+        .await?;
+        let back = self.sh("node1", "kubectl get pods").await;
+        checks.push(Check {
+            requirement: "with quorum back, kubectl works again",
+            passed: back.code == 0 && back.stdout.contains("alpine"),
+            detail: back.stdout.lines().nth(1).unwrap_or("").to_string(),
+        });
+
+        self.say("\n== Lesson B: restore the backup into a new etcd\n\n");
+        let restore = format!(
+            "etcdctl snapshot restore {} --name restore --data-dir /var/lib/etcd-restore \
+             --initial-cluster restore=http://10.0.0.11:12380 --initial-cluster-token restore \
+             --initial-advertise-peer-urls http://10.0.0.11:12380",
+            checker::BACKUP
+        );
+        self.sh("node1", &restore).await;
+        self.sh(
+            "node1",
+            "docker run -d --name etcd-restore quay.io/coreos/etcd:v3.5.16 etcd --name=restore \
+             --data-dir=/var/lib/etcd-restore --listen-client-urls=http://10.0.0.11:12379 \
+             --advertise-client-urls=http://10.0.0.11:12379 --listen-peer-urls=http://10.0.0.11:12380 \
+             --initial-advertise-peer-urls=http://10.0.0.11:12380 \
+             --initial-cluster=restore=http://10.0.0.11:12380 --initial-cluster-token=restore \
+             --heartbeat-interval=25 --election-timeout=250",
+        )
+        .await;
+        let get =
+            "etcdctl --endpoints=http://10.0.0.11:12379 get --prefix --keys-only /registry/pods";
+        self.wait("the restored member has elected itself", || async {
+            shell::run(cluster, "node1", get).await.code == 0
+        })
+        .await?;
+        self.note(
+            "the pods saved before step 2 are back; alpine, created after the backup, is not:",
+        );
+        let pods = self.sh("node1", get).await;
+        let has_static = pods
+            .stdout
+            .contains("/registry/pods/kube-system/kube-apiserver-node2");
+        let has_alpine = pods.stdout.contains("/registry/pods/default/alpine");
+        checks.push(Check {
+            requirement: "the restored backup holds the state of step 2, not what came after",
+            passed: pods.code == 0 && has_static && !has_alpine,
+            detail: format!(
+                "kube-apiserver-node2 restored: {has_static}; alpine present: {has_alpine}"
+            ),
+        });
+        self.say(&checker::verdict(&checks));
+        Ok(checks)
+    }
 }

@@ -1,5 +1,5 @@
-//! The assignment scenario end to end: every checker requirement met, and the key
-//! lines of the transcript there (not ages, ids or random suffixes).
+//! The assignment scenario end to end, then its two lessons: every checker requirement
+//! met, and the key lines of the transcript there (not ages, ids or random suffixes).
 
 use sim::cluster::Cluster;
 use sim::scenario::Scenario;
@@ -13,15 +13,28 @@ async fn the_assignment_passes_the_checker() {
         .await
         .unwrap();
     let mut transcript = Vec::new();
-    let checks = {
+    let (checks, lessons) = {
         let mut scenario = Scenario::new(&cluster, &mut transcript);
-        scenario.assignment().await.unwrap()
+        let checks = scenario.assignment().await.unwrap();
+        (checks, scenario.lessons().await.unwrap())
     };
     let text = String::from_utf8(transcript).unwrap();
     for c in &checks {
         assert!(c.passed, "{}: {}\n{text}", c.requirement, c.detail);
     }
     assert_eq!(checks.len(), 5);
+    // The lessons: quorum loss shows as etcd's own words, and the backup restores.
+    for c in &lessons {
+        assert!(c.passed, "{}: {}\n{text}", c.requirement, c.detail);
+    }
+    assert!(
+        text.contains("Error from server (ServiceUnavailable): etcdserver: no leader"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/registry/pods/kube-system/kube-apiserver-node2"),
+        "{text}"
+    );
     for line in [
         "node1$ etcdctl member list",
         ", started, etcd2, http://10.0.0.12:2380, http://10.0.0.12:2379, false",

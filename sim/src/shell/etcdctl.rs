@@ -83,8 +83,26 @@ enum EndpointCmd {
 
 #[derive(Subcommand)]
 enum SnapshotCmd {
-    Save { file: String },
-    Status { file: String },
+    Save {
+        file: String,
+    },
+    Status {
+        file: String,
+    },
+    /// Builds a fresh member data directory from a snapshot, for a new cluster.
+    Restore {
+        file: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[arg(long)]
+        data_dir: Option<String>,
+        #[arg(long)]
+        initial_cluster: Option<String>,
+        #[arg(long, default_value = "etcd-cluster")]
+        initial_cluster_token: String,
+        #[arg(long, default_value = "http://localhost:2380")]
+        initial_advertise_peer_urls: String,
+    },
 }
 
 /// Runs `etcdctl ...` on `node`.
@@ -209,6 +227,43 @@ impl Ctl<'_> {
             Command::Snapshot {
                 what: SnapshotCmd::Save { file },
             } => self.snapshot_save(&file).await,
+            Command::Snapshot {
+                what:
+                    SnapshotCmd::Restore {
+                        file,
+                        name,
+                        data_dir,
+                        initial_cluster,
+                        initial_cluster_token,
+                        initial_advertise_peer_urls,
+                    },
+            } => {
+                let spec = initial_cluster
+                    .unwrap_or_else(|| format!("{name}={initial_advertise_peer_urls}"));
+                let cluster = kvstore::ClusterInfo::parse_initial_cluster(
+                    &spec,
+                    &initial_cluster_token,
+                    &name,
+                    &[],
+                )
+                .map_err(error)?;
+                let dir = data_dir.unwrap_or_else(|| format!("{name}.etcd"));
+                let bytes = std::fs::read(self.node.ctx.path(&file))
+                    .map_err(|e| error(format!("{file}: {e}")))?;
+                let status =
+                    kvstore::snapshot::restore(&bytes, &self.node.ctx.path(&dir), &cluster)
+                        .map_err(error)?;
+                let now = self.node.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
+                let line = |msg: &str, extra: String| {
+                    format!("{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go\",\"msg\":\"{msg}\",\"path\":\"{file}\",\"data-dir\":\"{dir}\"{extra}}}\n")
+                };
+                let out = line("restoring snapshot", String::new())
+                    + &line(
+                        "restored snapshot",
+                        format!(",\"revision\":{}", status.revision),
+                    );
+                Ok(Output::ok(out))
+            }
             Command::Snapshot {
                 what: SnapshotCmd::Status { file },
             } => {

@@ -30,8 +30,11 @@ struct Kubectl {
 enum Command {
     /// Display one or many resources.
     Get {
-        resource: String,
+        resource: Option<String>,
         name: Option<String>,
+        /// Fetch a raw URI (`/readyz`) from the server.
+        #[arg(long)]
+        raw: Option<String>,
         #[arg(short, long)]
         output: Option<String>,
         #[arg(long)]
@@ -225,7 +228,12 @@ pub async fn run(_cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
         namespace: cli.namespace.clone().unwrap_or_else(|| "default".into()),
     };
     let result = match cli.command {
-        Command::Get { resource, name, output, show_labels } => {
+        Command::Get { raw: Some(uri), .. } => raw(&s, &uri).await,
+        Command::Get { resource: None, .. } => Err(Output::fail(
+            "You must specify the type of resource to get. Use \"kubectl api-resources\" for a complete list of supported resources.",
+            1,
+        )),
+        Command::Get { resource: Some(resource), name, output, show_labels, .. } => {
             get(&s, &resource, name.as_deref(), output.as_deref(), cli.all_namespaces, show_labels).await
         }
         Command::Describe { resource, name } => describe(&s, &resource, &name).await,
@@ -539,6 +547,24 @@ async fn logs(s: &Session, name: &str, tail: Option<i64>) -> Result<Output, Outp
             Err(e)
         }
     }
+}
+
+/// `kubectl get --raw URI`: the body as it is; a failure as kubectl reports one.
+async fn raw(s: &Session, uri: &str) -> Result<Output, Output> {
+    let (code, bytes) = s
+        .client
+        .raw(Method::GET, uri, "*/*", None)
+        .await
+        .map_err(|_| s.refused())?;
+    let body = String::from_utf8_lossy(&bytes).into_owned();
+    if (200..300).contains(&code) {
+        return Ok(Output::ok(body));
+    }
+    let text = body.replace('\n', "\\n");
+    Err(Output::fail(
+        format!("Error from server (InternalError): an error on the server (\"{text}\") has prevented the request from succeeding"),
+        1,
+    ))
 }
 
 async fn version(s: &Session) -> Result<Output, Output> {

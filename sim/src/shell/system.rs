@@ -26,6 +26,16 @@ enum DockerCommand {
     Stop { names: Vec<String> },
     /// Start one or more stopped containers.
     Start { names: Vec<String> },
+    /// Create and run a new container (`docker run -d --name NAME IMAGE COMMAND...`).
+    Run {
+        #[arg(short = 'd', long)]
+        detach: bool,
+        #[arg(long)]
+        name: String,
+        image: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Fetch the logs of a container.
     Logs {
         name: String,
@@ -109,6 +119,22 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
                 |n| async move { runtime.start(&n).await.map(|_| n) },
             )
             .await
+        }
+        DockerCommand::Run {
+            name,
+            image,
+            command,
+            ..
+        } => {
+            let spec = crate::runtime::ContainerSpec {
+                name,
+                image,
+                command,
+            };
+            match runtime.run(spec).await {
+                Ok(id) => Output::ok(format!("{id}\n")),
+                Err(e) => Output::fail(format!("docker: Error response from daemon: {e}."), 125),
+            }
         }
         DockerCommand::Logs { name, tail } => match runtime.logs(&name).await {
             Ok(lines) => {

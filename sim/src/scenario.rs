@@ -136,8 +136,14 @@ impl<'a, W: Write> Scenario<'a, W> {
         self.sh("node2", "docker stop etcd2").await;
         self.sh("node2", "docker ps -a").await;
         self.note("two of three members are left: a quorum, so etcd still has a leader");
-        self.sh("node1", "etcdctl endpoint status --cluster -w table")
-            .await;
+        let status = "etcdctl endpoint status --cluster -w table";
+        // If etcd2 led, the other two elect a new leader first (a fraction of a second).
+        self.wait("the two members agree on a leader", || async {
+            let out = shell::run(cluster, "node1", status).await;
+            out.stdout.matches("|      true |").count() == 1
+        })
+        .await?;
+        self.sh("node1", status).await;
 
         self.step(6, "from node2, run alpine with ping 8.8.8.8");
         self.sh("node2", "kubectl run alpine --image=alpine -- ping 8.8.8.8")

@@ -148,7 +148,12 @@ impl Ctl<'_> {
 
     fn client(&self, endpoints: &[String]) -> Result<Client, Output> {
         let mut config = ClientConfig::new(endpoints.iter().map(|e| self.resolve(e)).collect());
-        config.timeout = Duration::from_secs(3);
+        // One endpoint (status, health): a dead member should not hold the answer up.
+        config.timeout = if endpoints.len() == 1 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(3)
+        };
         Client::new(config).map_err(error)
     }
 

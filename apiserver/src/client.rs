@@ -157,6 +157,14 @@ impl Client {
         Client::new(vec![target.server], target.ca_pem.as_deref(), target.token)
     }
 
+    /// A client for the kubeconfig at `path` (a component's `--kubeconfig`).
+    pub fn from_kubeconfig_file(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::BadRequest(format!("reading --kubeconfig {}: {e}", path.display()))
+        })?;
+        Client::from_kubeconfig(&text)
+    }
+
     /// The endpoint in use.
     pub fn endpoint(&self) -> &str {
         &self.endpoints[self.current.load(Ordering::Relaxed) % self.endpoints.len()]

@@ -131,6 +131,31 @@ impl LeaderElector {
     }
 }
 
+/// Leadership as a component holds it: campaigned for on a Lease, or — without
+/// `--leader-elect` — held from the start.
+pub enum Leadership {
+    Elected(LeaderElector),
+    /// The sender lives as long as the component, so the receiver never closes.
+    Always(watch::Sender<bool>),
+}
+
+impl Leadership {
+    pub fn start(client: Client, config: Option<Config>, clock: Arc<dyn Clock>) -> Leadership {
+        match config {
+            Some(c) => Leadership::Elected(LeaderElector::start(client, c, clock)),
+            None => Leadership::Always(watch::channel(true).0),
+        }
+    }
+
+    /// Follows leadership changes.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        match self {
+            Leadership::Elected(e) => e.is_leader.clone(),
+            Leadership::Always(tx) => tx.subscribe(),
+        }
+    }
+}
+
 async fn campaign(client: Client, config: Config, clock: Arc<dyn Clock>, tx: watch::Sender<bool>) {
     let mut observed: Option<(LeaseSpec, Timestamp)> = None;
     let mut last_renewal: Option<Timestamp> = None;

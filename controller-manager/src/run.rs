@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use apiserver::client::{Client, ListParams};
 use apiserver::clock::Clock;
 use apiserver::informer::{key_of, Informer};
-use apiserver::leaderelection::{self, LeaderElector};
+use apiserver::leaderelection::{self, Leadership};
 use apiserver::types::{Deployment, Lease, Node, Pod, ReplicaSet};
 use apiserver::Error;
 use serde_json::json;
@@ -59,8 +59,7 @@ impl Config {
 pub struct ControllerManager {
     pub is_leader: watch::Receiver<bool>,
     task: JoinHandle<()>,
-    _elector: Option<LeaderElector>,
-    _always: Option<watch::Sender<bool>>,
+    _leadership: Leadership,
 }
 
 impl Drop for ControllerManager {
@@ -71,17 +70,12 @@ impl Drop for ControllerManager {
 
 impl ControllerManager {
     pub fn start(client: Client, config: Config, clock: Arc<dyn Clock>) -> ControllerManager {
-        let (elector, is_leader, always) = match &config.leader_election {
-            Some(le) => {
-                let e = LeaderElector::start(client.clone(), le.clone(), clock.clone());
-                let rx = e.is_leader.clone();
-                (Some(e), rx, None)
-            }
-            None => {
-                let (tx, rx) = watch::channel(true);
-                (None, rx, Some(tx))
-            }
-        };
+        let leadership = Leadership::start(
+            client.clone(),
+            config.leader_election.clone(),
+            clock.clone(),
+        );
+        let is_leader = leadership.watch();
         let state = Loop {
             client,
             config,
@@ -92,8 +86,7 @@ impl ControllerManager {
         ControllerManager {
             is_leader,
             task,
-            _elector: elector,
-            _always: always,
+            _leadership: leadership,
         }
     }
 

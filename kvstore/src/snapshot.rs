@@ -191,6 +191,21 @@ pub fn status(bytes: &[u8]) -> Result<SnapshotStatus> {
     decode(bytes).map(|(_, status)| status)
 }
 
+/// `etcdctl snapshot restore` with its flags: the member `name` of a new cluster
+/// (`initial_cluster`, or just this member at `peer_urls`), its data in `data_dir`.
+pub fn restore_member(
+    bytes: &[u8],
+    name: &str,
+    initial_cluster: Option<&str>,
+    token: &str,
+    peer_urls: &str,
+    data_dir: &Path,
+) -> std::result::Result<SnapshotStatus, String> {
+    let spec = initial_cluster.map_or_else(|| format!("{name}={peer_urls}"), str::to_string);
+    let cluster = ClusterInfo::parse_initial_cluster(&spec, token, name, &[])?;
+    restore(bytes, data_dir, &cluster).map_err(|e| e.to_string())
+}
+
 /// `snapshot restore`: writes the snapshot's store into a fresh data directory for
 /// member `name` of the new `cluster`. Refuses a directory that already has data.
 pub fn restore(bytes: &[u8], data_dir: &Path, cluster: &ClusterInfo) -> Result<SnapshotStatus> {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use apiserver::client::{Client, ListParams};
 use apiserver::clock::Clock;
 use apiserver::informer::{key_of, Informer};
-use apiserver::leaderelection::{self, LeaderElector};
+use apiserver::leaderelection::{self, Leadership};
 use apiserver::types::{Event, Node, ObjectReference, Pod};
 use apiserver::Error;
 use tokio::sync::watch;
@@ -49,8 +49,7 @@ pub struct Scheduler {
     /// The latest decision per pod (`namespace/name`).
     pub records: Arc<Mutex<BTreeMap<String, Record>>>,
     task: JoinHandle<()>,
-    _elector: Option<LeaderElector>,
-    _always: Option<watch::Sender<bool>>,
+    _leadership: Leadership,
 }
 
 impl Drop for Scheduler {
@@ -62,18 +61,12 @@ impl Drop for Scheduler {
 impl Scheduler {
     /// Starts the informers, the election and the scheduling loop.
     pub fn start(client: Client, config: Config, clock: Arc<dyn Clock>) -> Scheduler {
-        let (elector, is_leader, always) = match &config.leader_election {
-            Some(le) => {
-                let e = LeaderElector::start(client.clone(), le.clone(), clock.clone());
-                let rx = e.is_leader.clone();
-                (Some(e), rx, None)
-            }
-            None => {
-                // No election: always the leader (the sender lives as long as we do).
-                let (tx, rx) = watch::channel(true);
-                (None, rx, Some(tx))
-            }
-        };
+        let leadership = Leadership::start(
+            client.clone(),
+            config.leader_election.clone(),
+            clock.clone(),
+        );
+        let is_leader = leadership.watch();
         let records = Arc::new(Mutex::new(BTreeMap::new()));
         let state = Loop {
             client,
@@ -88,8 +81,7 @@ impl Scheduler {
             is_leader,
             records,
             task,
-            _elector: elector,
-            _always: always,
+            _leadership: leadership,
         }
     }
 

@@ -350,13 +350,7 @@ async fn sync_mirrors(
         .filter(|p| p.metadata.annotations.contains_key(MIRROR))
     {
         if !statics.contains_key(&pod.metadata.name) {
-            let now = DeleteOptions {
-                grace_period_seconds: Some(0),
-                ..DeleteOptions::default()
-            };
-            let _ = client
-                .delete_with::<Pod>(&pod.metadata.namespace, &pod.metadata.name, &now)
-                .await;
+            confirm_deletion(client, pod).await;
         }
     }
     for (name, pod) in statics {
@@ -458,13 +452,7 @@ async fn sync_pods(
             for c in &pod.spec.containers {
                 let _ = runtime.remove(&container_name(pod, &c.name)).await;
             }
-            let now = DeleteOptions {
-                grace_period_seconds: Some(0),
-                ..DeleteOptions::default()
-            };
-            let _ = client
-                .delete_with::<Pod>(&pod.metadata.namespace, &pod.metadata.name, &now)
-                .await;
+            confirm_deletion(client, pod).await;
             continue;
         }
         let ip = state
@@ -581,6 +569,18 @@ async fn sync_container(
         },
     }
     status
+}
+
+/// Deletes a pod for good (grace period 0): the kubelet's confirmation that its
+/// containers are stopped.
+async fn confirm_deletion(client: &Client, pod: &Pod) {
+    let now = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..DeleteOptions::default()
+    };
+    let _ = client
+        .delete_with::<Pod>(&pod.metadata.namespace, &pod.metadata.name, &now)
+        .await;
 }
 
 /// Writes the pod's status if it changed.

@@ -15,7 +15,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use kvstore::client::{Client, ClientConfig};
 use kvstore::snapshot;
-use kvstore::ClusterInfo;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,13 +99,15 @@ fn run(cli: Cli) -> Result<(), String> {
             initial_cluster_token,
             initial_advertise_peer_urls,
         } => {
-            let spec =
-                initial_cluster.unwrap_or_else(|| format!("{name}={initial_advertise_peer_urls}"));
-            let cluster =
-                ClusterInfo::parse_initial_cluster(&spec, &initial_cluster_token, &name, &[])?;
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.etcd")));
-            let status =
-                snapshot::restore(&read(&file)?, &data_dir, &cluster).map_err(|e| e.to_string())?;
+            let status = snapshot::restore_member(
+                &read(&file)?,
+                &name,
+                initial_cluster.as_deref(),
+                &initial_cluster_token,
+                &initial_advertise_peer_urls,
+                &data_dir,
+            )?;
             eprintln!(
                 "restored snapshot {} into {} (revision {}, {} stored versions)",
                 file.display(),

@@ -45,17 +45,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    let text = match std::fs::read_to_string(&args.kubeconfig) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!(
-                "error: reading --kubeconfig {}: {e}",
-                args.kubeconfig.display()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let client = match Client::from_kubeconfig(&text) {
+    let client = match Client::from_kubeconfig_file(&args.kubeconfig) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

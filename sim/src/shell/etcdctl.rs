@@ -243,21 +243,18 @@ impl Ctl<'_> {
                         initial_advertise_peer_urls,
                     },
             } => {
-                let spec = initial_cluster
-                    .unwrap_or_else(|| format!("{name}={initial_advertise_peer_urls}"));
-                let cluster = kvstore::ClusterInfo::parse_initial_cluster(
-                    &spec,
-                    &initial_cluster_token,
-                    &name,
-                    &[],
-                )
-                .map_err(error)?;
                 let dir = data_dir.unwrap_or_else(|| format!("{name}.etcd"));
                 let bytes = std::fs::read(self.node.ctx.path(&file))
                     .map_err(|e| error(format!("{file}: {e}")))?;
-                let status =
-                    kvstore::snapshot::restore(&bytes, &self.node.ctx.path(&dir), &cluster)
-                        .map_err(error)?;
+                let status = kvstore::snapshot::restore_member(
+                    &bytes,
+                    &name,
+                    initial_cluster.as_deref(),
+                    &initial_cluster_token,
+                    &initial_advertise_peer_urls,
+                    &self.node.ctx.path(&dir),
+                )
+                .map_err(error)?;
                 let now = self.node.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
                 let line = |msg: &str, extra: String| {
                     format!("{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go\",\"msg\":\"{msg}\",\"path\":\"{file}\",\"data-dir\":\"{dir}\"{extra}}}\n")

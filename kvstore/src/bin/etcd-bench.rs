@@ -201,11 +201,12 @@ async fn failover(endpoints: &[String], pids: &[u32]) -> Result<(), String> {
     });
     // Let the stream run a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
+    // The moment of death is taken just before the signal goes.
     let killed = Instant::now();
+    let _ = kill_tx.send(Some(killed));
     let status = std::process::Command::new("kill")
         .args(["-9", &pids[leader].to_string()])
         .status();
-    let _ = kill_tx.send(Some(killed));
     if !status.map(|s| s.success()).unwrap_or(false) {
         return Err(format!("could not kill pid {}", pids[leader]));
     }

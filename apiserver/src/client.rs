@@ -79,15 +79,7 @@ fn percent_encode(s: &str) -> String {
 
 /// `/api/v1/namespaces/default/pods` or `/apis/apps/v1/replicasets`.
 pub fn collection_path<T: Resource>(namespace: Option<&str>) -> String {
-    let base = if T::GROUP.is_empty() {
-        format!("/api/{}", T::VERSION)
-    } else {
-        format!("/apis/{}/{}", T::GROUP, T::VERSION)
-    };
-    match namespace {
-        Some(ns) if T::NAMESPACED => format!("{base}/namespaces/{ns}/{}", T::PLURAL),
-        _ => format!("{base}/{}", T::PLURAL),
-    }
+    crate::registry::collection_url(T::GROUP, T::VERSION, T::PLURAL, T::NAMESPACED, namespace)
 }
 
 fn object_path<T: Resource>(namespace: &str, name: &str) -> String {

@@ -62,18 +62,6 @@ pub enum Route {
     },
 }
 
-impl std::fmt::Debug for ResourceType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.plural)
-    }
-}
-
-impl PartialEq for ResourceType {
-    fn eq(&self, other: &Self) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
 /// Parses a path (without the query) into a route.
 pub fn route(path: &str) -> Option<Route> {
     let segs: Vec<&str> = path
@@ -245,7 +233,8 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
             .to_string()
     };
     let (accept, content_type) = (header("accept"), header("content-type"));
-    if !server.tokens.is_empty() && !matches!(route(&path), Some(Route::Health)) {
+    let target = route(&path);
+    if !server.tokens.is_empty() && !matches!(target, Some(Route::Health)) {
         let token = header("authorization");
         let token = token.strip_prefix("Bearer ").unwrap_or("");
         if !server.tokens.contains_key(token) {
@@ -258,13 +247,12 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
     };
     let request = ApiRequest {
         method: parts.method,
-        path,
         query,
         accept,
         content_type,
         body,
     };
-    match dispatch(&server, &request).await {
+    match dispatch(&server, &request, target).await {
         Ok(response) => response,
         Err(e) => error_response(&e),
     }
@@ -296,7 +284,6 @@ async fn read_body(mut body: Incoming) -> Result<Bytes> {
 /// A request with its body read.
 pub struct ApiRequest {
     pub method: Method,
-    pub path: String,
     pub query: HashMap<String, String>,
     pub accept: String,
     pub content_type: String,
@@ -336,8 +323,12 @@ impl ApiRequest {
     }
 }
 
-async fn dispatch(server: &Arc<ApiServer>, req: &ApiRequest) -> Result<Response<Body>> {
-    let route = route(&req.path).ok_or(Error::NoSuchPath)?;
+async fn dispatch(
+    server: &Arc<ApiServer>,
+    req: &ApiRequest,
+    route: Option<Route>,
+) -> Result<Response<Body>> {
+    let route = route.ok_or(Error::NoSuchPath)?;
     let get_only = !matches!(route, Route::Resource { .. });
     if get_only && req.method != Method::GET {
         return Err(Error::MethodNotAllowed);

@@ -119,6 +119,22 @@ impl ResourceType {
         }
     }
 
+    /// The URL of a collection (`name` = `None`) or of one object:
+    /// `/api/v1/namespaces/default/pods/alpine`.
+    pub fn url(&self, namespace: Option<&str>, name: Option<&str>) -> String {
+        let collection = collection_url(
+            self.group,
+            self.version,
+            self.plural,
+            self.namespaced,
+            namespace,
+        );
+        match name {
+            Some(n) => format!("{collection}/{n}"),
+            None => collection,
+        }
+    }
+
     /// Subresources served for this kind.
     pub fn subresources(&self) -> Vec<&'static str> {
         let mut subs = Vec::new();
@@ -136,6 +152,40 @@ impl ResourceType {
     /// Whether a subresource name is served.
     pub fn has_subresource(&self, name: &str) -> bool {
         self.subresources().contains(&name)
+    }
+}
+
+/// `/api/v1/namespaces/{ns}/pods` for the core group, `/apis/apps/v1/replicasets` for
+/// the others; a namespaced kind without a namespace is listed across all of them.
+pub fn collection_url(
+    group: &str,
+    version: &str,
+    plural: &str,
+    namespaced: bool,
+    namespace: Option<&str>,
+) -> String {
+    let base = if group.is_empty() {
+        format!("/api/{version}")
+    } else {
+        format!("/apis/{group}/{version}")
+    };
+    match namespace {
+        Some(ns) if namespaced => format!("{base}/namespaces/{ns}/{plural}"),
+        _ => format!("{base}/{plural}"),
+    }
+}
+
+/// A kind prints as its plural (`pods`).
+impl std::fmt::Debug for ResourceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.plural)
+    }
+}
+
+/// There is one `ResourceType` per kind, in [`all`]: the same kind is the same entry.
+impl PartialEq for ResourceType {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
     }
 }
 

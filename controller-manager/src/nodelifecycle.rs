@@ -81,7 +81,7 @@ fn tolerated_for(pod: &Pod, taint: &Taint) -> Option<i64> {
         .spec
         .tolerations
         .iter()
-        .filter(|t| tolerates(t, taint))
+        .filter(|t| t.tolerates(taint))
         .collect();
     if matching.is_empty() {
         return Some(0);
@@ -90,17 +90,6 @@ fn tolerated_for(pod: &Pod, taint: &Taint) -> Option<i64> {
         return None;
     }
     matching.iter().filter_map(|t| t.toleration_seconds).min()
-}
-
-/// Kubernetes' toleration rule (the same as the scheduler's).
-fn tolerates(t: &apiserver::types::Toleration, taint: &Taint) -> bool {
-    if !t.effect.is_empty() && t.effect != taint.effect {
-        return false;
-    }
-    match t.operator.as_str() {
-        "Exists" => t.key.is_empty() || t.key == taint.key,
-        _ => t.key == taint.key && t.value == taint.value,
-    }
 }
 
 /// What to do about every node, its lease and its pods at `now`.

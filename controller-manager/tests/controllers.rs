@@ -7,10 +7,10 @@ use apiserver::client::{Client, ListParams};
 use apiserver::clock::{Clock, SystemClock};
 use apiserver::leaderelection::micro_time;
 use apiserver::local::{eventually, LocalControlPlane};
-use apiserver::types::{
-    Container, Deployment, Lease, Node, NodeCondition, Pod, ReplicaSet, Toleration,
-};
+use apiserver::types::{Deployment, Lease, Node, NodeCondition, Pod, ReplicaSet, Toleration};
 use controller_manager::run::{Config, ControllerManager};
+// uid and generation in the builder's objects are the server's to set on create.
+use controller_manager::testing::replicaset;
 use scheduler::run::Scheduler;
 use serde_json::json;
 
@@ -23,28 +23,6 @@ fn config() -> Config {
         monitor_period: Duration::from_millis(200),
         ..Config::new("kube-controller-manager-test")
     }
-}
-
-fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
-    let mut rs = ReplicaSet::default();
-    rs.metadata.name = name.into();
-    rs.metadata.namespace = "default".into();
-    rs.spec.replicas = Some(replicas);
-    rs.spec
-        .selector
-        .match_labels
-        .insert("app".into(), name.into());
-    rs.spec
-        .template
-        .metadata
-        .labels
-        .insert("app".into(), name.into());
-    rs.spec.template.spec.containers.push(Container {
-        name: "nginx".into(),
-        image: "nginx".into(),
-        ..Container::default()
-    });
-    rs
 }
 
 /// The active pods whose names start with `prefix`.

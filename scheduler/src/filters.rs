@@ -2,7 +2,7 @@
 //! kube-scheduler's default plugins, in their order, with their words for "no" — the
 //! words that end up in `0/3 nodes are available: ...`.
 
-use apiserver::types::{Node, Pod, Quantity, Taint, Toleration};
+use apiserver::types::{Node, Pod, Quantity, Taint};
 
 /// What a node has and what is already asked of it.
 #[derive(Debug, Clone)]
@@ -55,24 +55,13 @@ pub fn allocatable(node: &Node) -> (i128, i128, i128) {
     )
 }
 
-/// Whether `toleration` lets a pod onto a node with `taint` (Kubernetes' rule).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if !toleration.effect.is_empty() && toleration.effect != taint.effect {
-        return false;
-    }
-    match toleration.operator.as_str() {
-        "Exists" => toleration.key.is_empty() || toleration.key == taint.key,
-        _ => toleration.key == taint.key && toleration.value == taint.value,
-    }
-}
-
 /// The taints that keep this pod off the node (NoSchedule and NoExecute ones).
 pub fn untolerated<'a>(pod: &Pod, node: &'a Node) -> Vec<&'a Taint> {
     node.spec
         .taints
         .iter()
         .filter(|t| t.effect == "NoSchedule" || t.effect == "NoExecute")
-        .filter(|t| !pod.spec.tolerations.iter().any(|tol| tolerates(tol, t)))
+        .filter(|t| !pod.spec.tolerations.iter().any(|tol| tol.tolerates(t)))
         .collect()
 }
 
@@ -130,6 +119,7 @@ pub fn filter(pod: &Pod, info: &NodeInfo) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::testing::{node, pod};
+    use apiserver::types::Toleration;
 
     #[test]
     fn a_ready_worker_with_room_passes() {
@@ -188,17 +178,17 @@ mod tests {
             operator: "Exists".into(),
             ..Toleration::default()
         };
-        assert!(tolerates(&exists, &taint));
+        assert!(exists.tolerates(&taint));
         let other_effect = Toleration {
             effect: "NoExecute".into(),
             ..exists.clone()
         };
-        assert!(!tolerates(&other_effect, &taint));
+        assert!(!other_effect.tolerates(&taint));
         let everything = Toleration {
             operator: "Exists".into(),
             ..Toleration::default()
         };
-        assert!(tolerates(&everything, &taint));
+        assert!(everything.tolerates(&taint));
         let mut p = pod("p", "100m");
         p.spec.tolerations.push(exists);
         let n = node(

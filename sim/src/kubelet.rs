@@ -59,10 +59,12 @@ impl Drop for Kubelet {
 
 /// The docker name of a pod's container, as the kubelet names them.
 pub fn container_name(pod: &Pod, container: &str) -> String {
-    format!(
-        "k8s_{container}_{}_{}",
-        pod.metadata.name, pod.metadata.namespace
-    )
+    docker_name(&pod.metadata.namespace, &pod.metadata.name, container)
+}
+
+/// `k8s_<container>_<pod>_<namespace>`.
+pub fn docker_name(namespace: &str, pod: &str, container: &str) -> String {
+    format!("k8s_{container}_{pod}_{namespace}")
 }
 
 /// The static pods in the manifests directory, by pod name (`kube-apiserver-node1`).

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 
-use crate::kubelet::{container_name, KUBELET_PORT};
+use crate::kubelet::{docker_name, KUBELET_PORT};
 use crate::node::NodeContext;
 use crate::runtime::Runtime;
 
@@ -63,10 +63,7 @@ async fn handle(runtime: &Arc<Runtime>, req: Request<Incoming>) -> Response<Body
     let ["containerLogs", ns, pod, container] = parts[..] else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
     };
-    let mut p = apiserver::types::Pod::default();
-    p.metadata.name = pod.into();
-    p.metadata.namespace = ns.into();
-    let name = container_name(&p, container);
+    let name = docker_name(ns, pod, container);
     let param = |k: &str| {
         query
             .split('&')

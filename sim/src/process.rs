@@ -67,7 +67,7 @@ pub async fn start(node: &Arc<NodeContext>, command: &[String], logs: Logs) -> R
         "kube-apiserver" => kube_apiserver(node, command, &logs).await,
         "kube-scheduler" => kube_scheduler(node, command, &logs),
         "kube-controller-manager" => kube_controller_manager(node, command, &logs),
-        _ => Ok(workloads::start(node.clone(), command.to_vec(), logs)),
+        _ => Ok(workloads::start(command.to_vec(), logs)),
     }
 }
 

@@ -6,7 +6,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::node::NodeContext;
 use crate::process::Process;
 use crate::runtime::Logs;
 
@@ -15,7 +14,7 @@ fn push(logs: &Logs, line: impl Into<String>) {
 }
 
 /// Starts the workload `command` (entrypoint plus arguments) describes.
-pub fn start(_node: Arc<NodeContext>, command: Vec<String>, logs: Logs) -> Process {
+pub fn start(command: Vec<String>, logs: Logs) -> Process {
     let exit = Arc::new(Mutex::new(None));
     let done = exit.clone();
     let handle = tokio::spawn(async move {

@@ -156,6 +156,21 @@ pub struct Toleration {
     pub toleration_seconds: Option<i64>,
 }
 
+impl Toleration {
+    /// Whether this toleration lets a pod onto (or stay on) a node with `taint`:
+    /// the effects match (or the toleration names none), and either `Exists` with the
+    /// same key (or no key at all) or `Equal` with the same key and value.
+    pub fn tolerates(&self, taint: &Taint) -> bool {
+        if !self.effect.is_empty() && self.effect != taint.effect {
+            return false;
+        }
+        match self.operator.as_str() {
+            "Exists" => self.key.is_empty() || self.key == taint.key,
+            _ => self.key == taint.key && self.value == taint.value,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {

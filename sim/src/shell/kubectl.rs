@@ -7,7 +7,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::Output;
-use crate::cluster::{Cluster, Node, ADMIN_CONF};
+use crate::cluster::{Node, ADMIN_CONF};
 use crate::process::client_from_kubeconfig;
 use apiserver::client::Client;
 use apiserver::kubeconfig::{Kubeconfig, NamedCluster};
@@ -117,29 +117,18 @@ fn find(resource: &str) -> Option<&'static ResourceType> {
     })
 }
 
-fn path(rt: &ResourceType, namespace: Option<&str>, name: Option<&str>) -> String {
-    let base = if rt.group.is_empty() {
-        format!("/api/{}", rt.version)
+/// `pod`, `deployment.apps`: how kubectl names a kind in its messages.
+fn kind_name(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.singular.to_string()
     } else {
-        format!("/apis/{}/{}", rt.group, rt.version)
-    };
-    let collection = match namespace {
-        Some(ns) if rt.namespaced => format!("{base}/namespaces/{ns}/{}", rt.plural),
-        _ => format!("{base}/{}", rt.plural),
-    };
-    match name {
-        Some(n) => format!("{collection}/{n}"),
-        None => collection,
+        format!("{}.{}", rt.singular, rt.group)
     }
 }
 
 /// `pod/alpine`, `deployment.apps/web`.
 fn qualified(rt: &ResourceType, name: &str) -> String {
-    if rt.group.is_empty() {
-        format!("{}/{name}", rt.singular)
-    } else {
-        format!("{}.{}/{name}", rt.singular, rt.group)
-    }
+    format!("{}/{name}", kind_name(rt))
 }
 
 struct Session {
@@ -201,7 +190,7 @@ fn reason(e: &apiserver::Error, code: u16) -> String {
 }
 
 /// Runs `kubectl ...` on `node`.
-pub async fn run(_cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
+pub async fn run(node: &Node, argv: &[String]) -> Output {
     let cli = match Kubectl::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => return Output::fail(e.render().to_string(), 1),
@@ -273,7 +262,7 @@ async fn get(
         return Err(unknown(resource));
     };
     let ns = (!all).then_some(s.namespace.as_str());
-    let url = path(rt, ns, name);
+    let url = rt.url(ns, name);
     match output {
         Some("json") | Some("yaml") => {
             let mut v = s.call(Method::GET, &url, "application/json", None).await?;
@@ -378,33 +367,7 @@ pub fn print_table(
         }
         lines.push(line);
     }
-    Output::ok(align(&lines))
-}
-
-fn align(lines: &[Vec<String>]) -> String {
-    let n = lines.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..n)
-        .map(|i| {
-            lines
-                .iter()
-                .map(|l| l.get(i).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for l in lines {
-        let mut text = String::new();
-        for (i, cell) in l.iter().enumerate() {
-            text.push_str(cell);
-            if i + 1 < l.len() {
-                text.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-    out
+    Output::ok(super::columns(&lines))
 }
 
 async fn run_pod(
@@ -425,7 +388,7 @@ async fn run_pod(
     let rt = find("pods").expect("pods are served");
     s.call(
         Method::POST,
-        &path(rt, Some(&s.namespace), None),
+        &rt.url(Some(&s.namespace), None),
         "application/json",
         Some(pod),
     )
@@ -455,7 +418,7 @@ async fn create_deployment(
     let rt = find("deployments").expect("deployments are served");
     s.call(
         Method::POST,
-        &path(rt, Some(&s.namespace), None),
+        &rt.url(Some(&s.namespace), None),
         "application/json",
         Some(d),
     )
@@ -468,7 +431,7 @@ async fn scale(s: &Session, target: &str, replicas: i32) -> Result<Output, Outpu
     let Some(rt) = find(resource) else {
         return Err(unknown(resource));
     };
-    let url = format!("{}/scale", path(rt, Some(&s.namespace), Some(name)));
+    let url = format!("{}/scale", rt.url(Some(&s.namespace), Some(name)));
     let body = Some((
         "application/merge-patch+json",
         json!({"spec": {"replicas": replicas}})
@@ -494,7 +457,7 @@ async fn delete(s: &Session, resource: &str, name: &str) -> Result<Output, Outpu
     let Some(rt) = find(resource) else {
         return Err(unknown(resource));
     };
-    let url = path(rt, Some(&s.namespace), Some(name));
+    let url = rt.url(Some(&s.namespace), Some(name));
     s.call(
         Method::DELETE,
         &url,
@@ -512,28 +475,13 @@ async fn delete(s: &Session, resource: &str, name: &str) -> Result<Output, Outpu
     }
     Ok(Output::ok(format!(
         "{} \"{name}\" deleted\n",
-        rt.singular_display()
+        kind_name(rt)
     )))
-}
-
-trait Display {
-    fn singular_display(&self) -> String;
-}
-
-impl Display for ResourceType {
-    /// `pod`, `deployment.apps`: how `kubectl delete` names a kind.
-    fn singular_display(&self) -> String {
-        if self.group.is_empty() {
-            self.singular.to_string()
-        } else {
-            format!("{}.{}", self.singular, self.group)
-        }
-    }
 }
 
 async fn logs(s: &Session, name: &str, tail: Option<i64>) -> Result<Output, Output> {
     let rt = find("pods").expect("pods are served");
-    let mut url = format!("{}/log", path(rt, Some(&s.namespace), Some(name)));
+    let mut url = format!("{}/log", rt.url(Some(&s.namespace), Some(name)));
     if let Some(t) = tail {
         url.push_str(&format!("?tailLines={t}"));
     }
@@ -584,7 +532,7 @@ async fn describe(s: &Session, resource: &str, name: &str) -> Result<Output, Out
     let pod = s
         .call(
             Method::GET,
-            &path(rt, Some(&s.namespace), Some(name)),
+            &rt.url(Some(&s.namespace), Some(name)),
             "application/json",
             None,
         )
@@ -654,7 +602,7 @@ async fn describe(s: &Session, resource: &str, name: &str) -> Result<Output, Out
     let selector = format!("involvedObject.name%3D{name}");
     let url = format!(
         "{}?fieldSelector={selector}",
-        path(events_rt, Some(&s.namespace), None)
+        events_rt.url(Some(&s.namespace), None)
     );
     let events = s
         .call(Method::GET, &url, "application/json", None)
@@ -691,7 +639,7 @@ async fn describe(s: &Session, resource: &str, name: &str) -> Result<Output, Out
                 str_of(&e["message"]),
             ]);
         }
-        out.push_str(&align(&rows));
+        out.push_str(&super::columns(&rows));
     }
     Ok(Output::ok(out))
 }

@@ -39,6 +39,33 @@ impl Output {
     }
 }
 
+/// Columns three spaces apart, each as wide as its widest cell, trailing blanks
+/// trimmed: how `kubectl get` and `docker ps` lay out their tables.
+pub fn columns(rows: &[Vec<String>]) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            line.push_str(cell);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - cell.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 /// Splits a command line into words, honouring single and double quotes.
 pub fn words(line: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -104,7 +131,7 @@ async fn dispatch(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
         return Output::default();
     };
     match program.as_str() {
-        "kubectl" => kubectl::run(cluster, node, argv).await,
+        "kubectl" => kubectl::run(node, argv).await,
         "etcdctl" => etcdctl::run(cluster, node, argv).await,
         "docker" => system::docker(node, argv).await,
         "systemctl" => system::systemctl(node, argv).await,

@@ -78,7 +78,7 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
     let now = node.ctx.clock.now();
     match cmd.command {
         DockerCommand::Ps { all } => {
-            let mut rows = vec![[
+            let mut rows = vec![vec![
                 "CONTAINER ID".to_string(),
                 "IMAGE".into(),
                 "COMMAND".into(),
@@ -99,7 +99,7 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
                     command.truncate(19);
                     command.push('…');
                 }
-                rows.push([
+                rows.push(vec![
                     c.id,
                     c.image,
                     format!("\"{command}\""),
@@ -108,7 +108,7 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
                     c.name,
                 ]);
             }
-            Output::ok(columns(&rows))
+            Output::ok(super::columns(&rows))
         }
         DockerCommand::Stop { names } => {
             each(&names, |n| async move { runtime.stop(&n).await.map(|_| n) }).await
@@ -166,29 +166,6 @@ where
                 out.code = 1;
             }
         }
-    }
-    out
-}
-
-/// Columns separated by three spaces, as docker and kubectl print tables.
-pub fn columns<const N: usize>(rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == N {
-                line.push_str(cell);
-            } else {
-                let pad = widths[i] - cell.chars().count() + 3;
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
     }
     out
 }

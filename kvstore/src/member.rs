@@ -454,11 +454,16 @@ impl<S: Storage> Member<S> {
                     .persisted_entries
                     .extend(rd.entries().iter().cloned());
             }
+            // As etcd: wait for the disk only when entries, the term or the vote changed.
+            // A commit index alone may be lost in a crash; the leader tells it again.
+            let mut must_sync = !rd.entries().is_empty();
             if let Some(hs) = rd.hs() {
+                let before = store.hard_state();
+                must_sync |= hs.term != before.term || hs.vote != before.vote;
                 store.set_hard_state(hs);
                 self.out.persisted_hard_state = Some(hs.clone());
             }
-            if !rd.entries().is_empty() || rd.hs().is_some() {
+            if must_sync {
                 store.sync();
             }
 

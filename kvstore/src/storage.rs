@@ -18,13 +18,15 @@
 //!
 //! [`Storage`] is that contract. [`MemDisk`] keeps everything in memory (the simulator's
 //! disk: it survives a simulated crash because the simulator keeps it); [`sled`] keeps
-//! it in a sled database in a data directory, for real members. A test runs both side
+//! it in a data directory for real members: the log in a write-ahead log ([`wal`]), the
+//! store in a sled database. A test runs both side
 //! by side and requires identical answers (`tests/storage_differential.rs`).
 //!
 //! A storage failure (a full disk, an I/O error) is fatal for a member, as in etcd: it
 //! panics with the cause rather than carrying on with state it could not save.
 
 pub mod sled;
+pub mod wal;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,15 +1,13 @@
-//! A member's data directory, kept in a sled database.
+//! A member's data directory: the Raft log in a write-ahead log, the store in sled.
 //!
-//! Two trees, each written with atomic batches:
+//! As in etcd, the directory has two parts. `wal/` is the Raft log, hard state and
+//! conf state ([`super::wal`]): appended and `fdatasync`ed once per Ready. The rest is
+//! a sled database, the *backend*, with two trees written in atomic batches:
 //!
 //! | tree   | key                                   | value                              |
 //! |--------|---------------------------------------|------------------------------------|
-//! | `raft` | `hs`                                  | the hard state (raft-rs protobuf)  |
-//! | `raft` | `cs`                                  | the conf state                     |
-//! | `raft` | `e` + index (8 bytes, big-endian)     | a log entry                        |
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
 //! | `raft` | `snap`                                | the last raft snapshot (its data is a kvstore snapshot file) |
-//! | `raft` | `installed`                           | index and term (8 BE each) of the last snapshot *installed*: the log starts after it |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
@@ -19,18 +17,24 @@
 //! history sorts by revision and a watch replay is a range scan. Big-endian numbers
 //! sort the way the numbers do.
 //!
-//! Durability: [`Storage::sync`] flushes the database (an fsync) — the member calls it
-//! once per Ready, before any message leaves. The store's batches are not flushed on
-//! their own: if a crash loses them, it loses the applied index in the same batch, and
-//! the member applies those entries again from the durable log.
+//! Durability: [`Storage::sync`] syncs the WAL — the member calls it once per Ready,
+//! before any message leaves. The store's changes are gathered and written as one sled
+//! batch, with the applied index they reach, every 100 ms or 10 000 changes (etcd's
+//! backend commits bbolt on the same defaults): a sled batch costs two buffer writes
+//! however small it is. They are not flushed on their own: if a crash loses them, it
+//! loses the applied index in the same batch, and the member applies those entries
+//! again from the durable log. The store *is* flushed before the log drops entries (a
+//! snapshot), so the log always reaches back to what the store on disk has applied.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::wal::Wal;
 use super::Storage;
 use crate::error::{Error, Result};
 use crate::membership::{ClusterInfo, MemberInfo};
@@ -38,12 +42,8 @@ use crate::mvcc::{Mutation, MvccStore, Revision};
 use crate::proto::etcdserverpb::{Member, MemberListResponse};
 use crate::proto::mvccpb::KeyValue;
 
-const HARD_STATE: &[u8] = b"hs";
 const MEMBERS: &[u8] = b"members";
 const SNAPSHOT: &[u8] = b"snap";
-const INSTALLED: &[u8] = b"installed";
-const CONF_STATE: &[u8] = b"cs";
-const ENTRY: u8 = b'e';
 const REVISION: u8 = b'r';
 const LEASE: u8 = b'l';
 const APPLIED: &[u8] = b"m/applied";
@@ -55,7 +55,23 @@ pub struct SledStorage {
     db: ::sled::Db,
     raft: ::sled::Tree,
     mvcc: ::sled::Tree,
+    wal: Arc<Mutex<Wal>>,
+    batch: Arc<Mutex<Batch>>,
 }
+
+/// Applied changes not yet written to sled.
+#[derive(Debug)]
+struct Batch {
+    mvcc: ::sled::Tree,
+    mutations: Vec<Mutation>,
+    applied_index: Option<u64>,
+    since: std::time::Instant,
+}
+
+/// How long applied changes may wait before they are written to sled.
+const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// How many applied changes may wait before they are written to sled.
+const BATCH_LIMIT: usize = 10_000;
 
 impl std::fmt::Debug for SledStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,13 +110,6 @@ fn open_db(dir: &Path) -> Result<::sled::Db> {
     }
 }
 
-fn entry_key(index: u64) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = ENTRY;
-    key[1..].copy_from_slice(&index.to_be_bytes());
-    key
-}
-
 /// etcd's revision key: 8 bytes main, `_`, 8 bytes sub, behind our tree prefix.
 fn revision_key(r: Revision) -> [u8; 18] {
     let mut key = [0u8; 18];
@@ -137,31 +146,44 @@ impl SledStorage {
     /// `cluster`'s members, like `--initial-cluster-state new`; an existing one keeps
     /// its own state.
     pub fn open(dir: &Path, cluster: &ClusterInfo) -> Result<Self> {
-        // No background flusher: the member flushes itself once per Ready (`sync`), and
+        // No background flusher: the store is flushed when the log is compacted, and
         // without that thread a closed database releases its directory lock at once, so
         // a member restarted in the same process can reopen it.
         let db = open_db(dir)?;
         let raft = db.open_tree("raft").map_err(storage_error)?;
         let mvcc = db.open_tree("mvcc").map_err(storage_error)?;
-        let storage = SledStorage { db, raft, mvcc };
-        if storage
-            .raft
-            .get(CONF_STATE)
-            .map_err(storage_error)?
-            .is_none()
-        {
-            let cs = ConfState::from((cluster.voter_ids(), vec![]));
-            storage.set_conf_state(&cs);
-            storage.sync();
+        let cs = ConfState::from((cluster.voter_ids(), vec![]));
+        let mut wal = Wal::open(&dir.join("wal"), &cs)?;
+        // A crash while installing a leader's snapshot, after the store was flushed and
+        // before the log was reset: finish the reset from the saved snapshot.
+        let applied = u64_value(mvcc.get(APPLIED).map_err(storage_error)?);
+        if applied > wal.log().last_index() {
+            let installed = raft
+                .get(SNAPSHOT)
+                .map_err(storage_error)?
+                .and_then(|bytes| Snapshot::parse_from_bytes(&bytes).ok())
+                .filter(|s| s.get_metadata().index == applied);
+            if let Some(snapshot) = installed {
+                let meta = snapshot.get_metadata();
+                wal.reset(meta.index, meta.term, meta.get_conf_state())?;
+            }
         }
-        Ok(storage)
+        Ok(SledStorage {
+            db,
+            raft,
+            mvcc: mvcc.clone(),
+            wal: Arc::new(Mutex::new(wal)),
+            batch: Arc::new(Mutex::new(Batch {
+                mvcc,
+                mutations: Vec::new(),
+                applied_index: None,
+                since: std::time::Instant::now(),
+            })),
+        })
     }
 
-    fn get_entry(&self, index: u64) -> Option<Entry> {
-        let bytes = fatal(self.raft.get(entry_key(index)), "read the raft log")?;
-        let mut entry = Entry::default();
-        fatal(entry.merge_from_bytes(&bytes), "decode a raft log entry");
-        Some(entry)
+    fn wal(&self) -> MutexGuard<'_, Wal> {
+        self.wal.lock().expect("no thread panicked holding the wal")
     }
 
     fn saved_snapshot(&self) -> Option<Snapshot> {
@@ -171,81 +193,29 @@ impl SledStorage {
         Some(snapshot)
     }
 
-    /// Index and term of the last snapshot installed from a leader: the entry just
-    /// before the log (0, 0 if none), as raft-rs's MemStorage tracks it.
-    fn snapshot_index_term(&self) -> (u64, u64) {
-        let Some(bytes) = fatal(self.raft.get(INSTALLED), "read the snapshot index") else {
-            return (0, 0);
-        };
-        let index = u64::from_be_bytes(bytes[..8].try_into().expect("16 bytes"));
-        let term = u64::from_be_bytes(bytes[8..16].try_into().expect("16 bytes"));
-        (index, term)
+    fn flush_store(&self) {
+        self.commit_batch();
+        fatal(self.db.flush(), "flush the key-value store to disk");
     }
 
-    fn bounds(&self) -> (u64, u64) {
-        let index =
-            |kv: Option<std::result::Result<(::sled::IVec, ::sled::IVec), ::sled::Error>>| {
-                kv.map(|r| fatal(r, "scan the raft log"))
-                    .and_then(|(k, _)| <[u8; 8]>::try_from(&k[1..]).ok())
-                    .map(u64::from_be_bytes)
-            };
-        let mut entries = self.raft.scan_prefix([ENTRY]);
-        let first = index(entries.next());
-        let last = index(entries.next_back()).or(first);
-        match (first, last) {
-            (Some(first), Some(last)) => (first, last),
-            // An empty log starts right after the last snapshot (index 0 if none).
-            _ => {
-                let (index, _) = self.snapshot_index_term();
-                (index + 1, index)
-            }
-        }
+    fn commit_batch(&self) {
+        self.batch
+            .lock()
+            .expect("no thread panicked holding the batch")
+            .commit();
     }
 }
 
-impl Storage for SledStorage {
-    fn append(&self, entries: &[Entry]) {
-        let Some(first_new) = entries.first().map(|e| e.index) else {
+impl Batch {
+    /// Writes the gathered changes and their applied index as one atomic sled batch.
+    fn commit(&mut self) {
+        let pending = self;
+        pending.since = std::time::Instant::now();
+        let Some(applied_index) = pending.applied_index.take() else {
             return;
         };
         let mut batch = ::sled::Batch::default();
-        // Entries at and after the first new index were overwritten by a new leader.
-        for old in self.raft.range(entry_key(first_new)..) {
-            let (key, _) = fatal(old, "scan the raft log");
-            if key.first() == Some(&ENTRY) {
-                batch.remove(key);
-            }
-        }
-        for entry in entries {
-            let bytes = fatal(entry.write_to_bytes(), "encode a raft log entry");
-            batch.insert(&entry_key(entry.index), bytes);
-        }
-        fatal(self.raft.apply_batch(batch), "append to the raft log");
-    }
-
-    fn set_hard_state(&self, hard_state: &HardState) {
-        let bytes = fatal(hard_state.write_to_bytes(), "encode the hard state");
-        fatal(self.raft.insert(HARD_STATE, bytes), "write the hard state");
-    }
-
-    fn set_commit(&self, commit: u64) {
-        let mut hs = self.hard_state();
-        hs.commit = commit;
-        self.set_hard_state(&hs);
-    }
-
-    fn set_conf_state(&self, conf_state: &ConfState) {
-        let bytes = fatal(conf_state.write_to_bytes(), "encode the conf state");
-        fatal(self.raft.insert(CONF_STATE, bytes), "write the conf state");
-    }
-
-    fn sync(&self) {
-        fatal(self.db.flush(), "flush the data directory to disk");
-    }
-
-    fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
-        let mut batch = ::sled::Batch::default();
-        for mutation in mutations {
+        for mutation in pending.mutations.drain(..) {
             match mutation {
                 Mutation::Put {
                     revision,
@@ -265,7 +235,54 @@ impl Storage for SledStorage {
             }
         }
         batch.insert(APPLIED, &applied_index.to_be_bytes());
-        fatal(self.mvcc.apply_batch(batch), "write the key-value store");
+        fatal(pending.mvcc.apply_batch(batch), "write the key-value store");
+    }
+}
+
+impl Drop for Batch {
+    /// A clean stop writes what is gathered.
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+impl Storage for SledStorage {
+    fn append(&self, entries: &[Entry]) {
+        fatal(self.wal().append(entries), "append to the raft log");
+    }
+
+    fn set_hard_state(&self, hard_state: &HardState) {
+        self.wal().set_hard_state(hard_state);
+    }
+
+    fn set_commit(&self, commit: u64) {
+        let mut wal = self.wal();
+        let mut hs = wal.log().hard_state.clone();
+        hs.commit = commit;
+        wal.set_hard_state(&hs);
+    }
+
+    fn set_conf_state(&self, conf_state: &ConfState) {
+        self.wal().set_conf_state(conf_state);
+    }
+
+    fn sync(&self) {
+        fatal(self.wal().sync(), "sync the raft log to disk");
+    }
+
+    fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
+        let due = {
+            let mut pending = self
+                .batch
+                .lock()
+                .expect("no thread panicked holding the batch");
+            pending.mutations.extend(mutations);
+            pending.applied_index = Some(applied_index);
+            pending.mutations.len() >= BATCH_LIMIT || pending.since.elapsed() >= BATCH_INTERVAL
+        };
+        if due {
+            self.commit_batch();
+        }
     }
 
     fn save_members(&self, members: &[MemberInfo]) {
@@ -288,57 +305,52 @@ impl Storage for SledStorage {
 
     fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64) {
         let bytes = fatal(snapshot.write_to_bytes(), "encode the snapshot");
-        let mut batch = ::sled::Batch::default();
-        batch.insert(SNAPSHOT, bytes);
-        for old in self.raft.range(entry_key(0)..entry_key(compact_to)) {
-            batch.remove(fatal(old, "scan the raft log").0);
-        }
-        fatal(self.raft.apply_batch(batch), "save the snapshot");
+        fatal(self.raft.insert(SNAPSHOT, bytes), "save the snapshot");
+        // The log is about to lose entries: what the store applied must be on disk.
+        self.flush_store();
+        fatal(self.wal().compact(compact_to), "compact the raft log");
     }
 
     fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore) {
         let meta = snapshot.get_metadata();
-        let mut raft = ::sled::Batch::default();
-        for old in self.raft.scan_prefix([ENTRY]) {
-            raft.remove(fatal(old, "scan the raft log").0);
-        }
-        let mut hs = self.hard_state();
-        hs.term = hs.term.max(meta.term);
-        hs.commit = meta.index;
-        raft.insert(
-            HARD_STATE,
-            fatal(hs.write_to_bytes(), "encode the hard state"),
+        fatal(
+            self.raft.insert(
+                SNAPSHOT,
+                fatal(snapshot.write_to_bytes(), "encode the snapshot"),
+            ),
+            "save the snapshot",
         );
-        let cs = fatal(
-            meta.get_conf_state().write_to_bytes(),
-            "encode the conf state",
-        );
-        raft.insert(CONF_STATE, cs);
-        raft.insert(
-            SNAPSHOT,
-            fatal(snapshot.write_to_bytes(), "encode the snapshot"),
-        );
-        let mut installed = meta.index.to_be_bytes().to_vec();
-        installed.extend(meta.term.to_be_bytes());
-        raft.insert(INSTALLED, installed);
-        fatal(self.raft.apply_batch(raft), "install the snapshot");
         // The store is replaced wholesale: drop every revision and lease, then write
         // the snapshot's, with the snapshot's index as the applied index.
         let mut mvcc = ::sled::Batch::default();
         for old in self.mvcc.iter() {
             mvcc.remove(fatal(old, "scan the store").0);
         }
+        // Changes gathered before the snapshot are superseded by it.
+        let mut pending = self
+            .batch
+            .lock()
+            .expect("no thread panicked holding the batch");
+        pending.mutations.clear();
+        pending.applied_index = None;
+        drop(pending);
         fatal(self.mvcc.apply_batch(mvcc), "clear the store");
-        let mutations = store.as_mutations();
-        self.save_applied(meta.index, mutations);
-        self.sync();
+        self.save_applied(meta.index, store.as_mutations());
+        // Store first, then the log: a crash in between is finished at `open`.
+        self.flush_store();
+        fatal(
+            self.wal()
+                .reset(meta.index, meta.term, meta.get_conf_state()),
+            "reset the raft log",
+        );
     }
 
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db.size_on_disk().unwrap_or(0) + self.wal().size()
     }
 
     fn load_store(&self) -> (MvccStore, u64) {
+        self.commit_batch();
         let revisions = self.mvcc.scan_prefix([REVISION]).map(|kv| {
             let (key, value) = fatal(kv, "read the key-value store");
             let revision = decode_revision_key(&key)
@@ -369,20 +381,11 @@ impl Storage for SledStorage {
 
 impl raft::Storage for SledStorage {
     fn initial_state(&self) -> raft::Result<RaftState> {
-        let mut state = RaftState::default();
-        if let Some(bytes) = fatal(self.raft.get(HARD_STATE), "read the hard state") {
-            fatal(
-                state.hard_state.merge_from_bytes(&bytes),
-                "decode the hard state",
-            );
-        }
-        if let Some(bytes) = fatal(self.raft.get(CONF_STATE), "read the conf state") {
-            fatal(
-                state.conf_state.merge_from_bytes(&bytes),
-                "decode the conf state",
-            );
-        }
-        Ok(state)
+        let wal = self.wal();
+        Ok(RaftState {
+            hard_state: wal.log().hard_state.clone(),
+            conf_state: wal.log().conf_state.clone(),
+        })
     }
 
     fn entries(
@@ -392,50 +395,19 @@ impl raft::Storage for SledStorage {
         max_size: impl Into<Option<u64>>,
         _context: GetEntriesContext,
     ) -> raft::Result<Vec<Entry>> {
-        let (first, last) = self.bounds();
-        if low < first {
-            return Err(raft::Error::Store(StorageError::Compacted));
-        }
-        if high > last + 1 {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
-        let mut entries: Vec<Entry> = self
-            .raft
-            .range(entry_key(low)..entry_key(high))
-            .map(|kv| {
-                let (_, bytes) = fatal(kv, "read the raft log");
-                let mut entry = Entry::default();
-                fatal(entry.merge_from_bytes(&bytes), "decode a raft log entry");
-                entry
-            })
-            .collect();
-        raft::util::limit_size(&mut entries, max_size.into());
-        Ok(entries)
+        self.wal().log().entries(low, high, max_size.into())
     }
 
     fn term(&self, index: u64) -> raft::Result<u64> {
-        // The entry just before the log is the last snapshot's (index 0, term 0 when
-        // there is none yet: the empty log's "entry 0").
-        let (snap_index, snap_term) = self.snapshot_index_term();
-        if index == snap_index {
-            return Ok(snap_term);
-        }
-        let (first, last) = self.bounds();
-        if index < first {
-            return Err(raft::Error::Store(StorageError::Compacted));
-        }
-        if index > last {
-            return Err(raft::Error::Store(StorageError::Unavailable));
-        }
-        Ok(self.get_entry(index).map_or(0, |e| e.term))
+        self.wal().log().term(index)
     }
 
     fn first_index(&self) -> raft::Result<u64> {
-        Ok(self.bounds().0)
+        Ok(self.wal().log().first_index())
     }
 
     fn last_index(&self) -> raft::Result<u64> {
-        Ok(self.bounds().1)
+        Ok(self.wal().log().last_index())
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {

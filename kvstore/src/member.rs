@@ -17,6 +17,10 @@
 //! append acknowledged over the network must survive a crash), then apply committed
 //! entries, then tell raft-rs we are done (`advance`). The owner only delivers the
 //! messages; it cannot get the order wrong because it never sees the unpersisted state.
+//! One exception, as in etcd and the Raft thesis (§10.2.1): a *leader's* appends may
+//! leave before its own write, so that its disk and its followers' work at the same
+//! time; [`Member::ready_sending`] hands those out early. The leader counts its own
+//! copy towards a majority only once it is written, so nothing unsafe can commit.
 //!
 //! In the simulator the owner is [`crate::sim::SimCluster`], which delivers messages
 //! through queues it controls; in a real server it is [`crate::server::driver`], a
@@ -434,6 +438,19 @@ impl<S: Storage> Member<S> {
     /// Runs the Raft Ready loop until raft-rs has nothing more to say, and returns what
     /// was persisted, what must be sent, what was applied and which requests completed.
     pub fn ready(&mut self) -> Ready {
+        let mut early = Vec::new();
+        let mut ready = self.ready_sending(|messages| early.extend(messages));
+        early.append(&mut ready.messages);
+        ready.messages = early;
+        ready
+    }
+
+    /// [`Member::ready`], handing `send_now` the messages that may leave *before* this
+    /// member's disk write: a leader's appends to its followers. The Raft paper allows
+    /// it (the leader counts itself only once its own write is done), and etcd does it:
+    /// the leader's fsync and its followers' then happen at the same time instead of
+    /// one after the other. Votes and acknowledgements still wait for the disk.
+    pub fn ready_sending(&mut self, mut send_now: impl FnMut(Vec<Message>)) -> Ready {
         loop {
             self.dispatch_waiting();
             if !self.raft.has_ready() {
@@ -442,7 +459,12 @@ impl<S: Storage> Member<S> {
             let mut rd = self.raft.ready();
             let store = self.raft.store().clone();
             let applied_before = self.applied_index;
+            let immediate = rd.take_messages();
+            if !immediate.is_empty() {
+                send_now(immediate);
+            }
 
+            // 0. A leader's appends may go now (see above).
             // 1. Persist. Nothing below may leave this member before this is done.
             if !rd.snapshot().is_empty() {
                 // Too far behind for the leader's log: take its whole store instead.
@@ -456,19 +478,16 @@ impl<S: Storage> Member<S> {
             }
             // As etcd: wait for the disk only when entries, the term or the vote changed.
             // A commit index alone may be lost in a crash; the leader tells it again.
-            let mut must_sync = !rd.entries().is_empty();
+            // raft-rs works it out (`must_sync`).
             if let Some(hs) = rd.hs() {
-                let before = store.hard_state();
-                must_sync |= hs.term != before.term || hs.vote != before.vote;
                 store.set_hard_state(hs);
                 self.out.persisted_hard_state = Some(hs.clone());
             }
-            if must_sync {
+            if rd.must_sync() {
                 store.sync();
             }
 
             // 2. Send: only now may votes and acknowledgements leave.
-            self.out.messages.extend(rd.take_messages());
             self.out.messages.extend(rd.take_persisted_messages());
 
             // 3. Apply what is committed, then answer the reads that were waiting on it.

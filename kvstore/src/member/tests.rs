@@ -92,7 +92,7 @@ fn serializable_reads_need_no_leader() {
 }
 
 #[test]
-fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
+fn votes_wait_for_the_disk_and_a_leaders_appends_do_not() {
     // Member 1 campaigns; give it the votes by hand so it becomes leader of three.
     let mut m = member(1, 3);
     for _ in 0..10 {
@@ -116,7 +116,13 @@ fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
     m.step(grant(MessageType::MsgRequestPreVoteResponse, 1));
     // Pre-vote won: it votes for itself, and that vote is on disk before any
     // RequestVote leaves (else a crash could let it vote twice in term 1).
-    let ready = m.ready();
+    let disk = m.storage().clone();
+    let mut early = Vec::new();
+    let ready = m.ready_sending(|msgs| early.extend(msgs));
+    assert!(
+        early.is_empty(),
+        "a candidate sends nothing before its write"
+    );
     assert!(ready
         .messages
         .iter()
@@ -125,14 +131,24 @@ fn entries_are_on_disk_before_the_messages_that_carry_them_leave() {
     assert_eq!((hs.term, hs.vote), (1, 1));
     assert_eq!(m.storage().hard_state().vote, 1);
     m.step(grant(MessageType::MsgRequestVoteResponse, 1));
-    // Elected: the leader appends an empty entry of its term and sends it out.
-    let ready = m.ready();
+    // Elected: the leader appends an empty entry of its term and sends it out. A
+    // leader's appends may leave *before* its own write (they are handed out early,
+    // while the entry is not on its disk yet); it counts itself only once written.
+    let mut early = Vec::new();
+    let mut on_disk_when_sent = Vec::new();
+    let ready = m.ready_sending(|msgs| {
+        on_disk_when_sent = disk.log_entries();
+        early.extend(msgs);
+    });
     assert_eq!(m.status().role, StateRole::Leader);
-    let append = ready
-        .messages
+    let append = early
         .iter()
         .find(|msg| msg.get_msg_type() == MessageType::MsgAppend && !msg.entries.is_empty())
-        .expect("the new leader replicates its first entry");
+        .expect("the new leader replicates its first entry at once");
+    for e in &append.entries {
+        assert!(!on_disk_when_sent.contains(e), "sent while being written");
+    }
+    // By the end of the Ready it is on disk all the same.
     let on_disk = m.storage().log_entries();
     for e in &append.entries {
         assert!(

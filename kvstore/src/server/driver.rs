@@ -248,7 +248,7 @@ async fn run<S: Storage>(
         for peer in outbound.unreachable() {
             member.report_unreachable(peer);
         }
-        let ready = member.ready();
+        let ready = member.ready_sending(|messages| outbound.send(messages));
         outbound.send(ready.messages);
         for id in &ready.canceled_watches {
             watches.remove(id); // closing the sink ends the client's watch

@@ -126,6 +126,56 @@ async fn the_client_fails_over_and_reports_typed_errors() {
     }
 }
 
+/// A follower whose connection from the leader closes does not wait out the election
+/// timeout: the survivors elect a new leader in a few ticks (`Member::peer_lost`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_leaders_followers_elect_a_new_one_before_the_election_timeout() {
+    // An election timeout long enough that the ordinary path cannot be what we see.
+    let timing = kvstore::server::local::Timing {
+        heartbeat: Duration::from_millis(10),
+        election_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let mut cluster = Cluster::start_with(3, timing).await;
+    let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
+    let mut config = ClientConfig::new(endpoints.clone());
+    config.timeout = Duration::from_secs(20);
+    let client = Client::new(config).unwrap();
+    client.put(put("before", "1")).await.unwrap(); // a leader exists
+    let leader = client.status().await.unwrap().leader;
+    let leader_index = (1..=3)
+        .find(|&id| {
+            let info = &cluster.info.members[id as usize - 1];
+            info.id == leader
+        })
+        .unwrap();
+    cluster.stop(leader_index).await;
+
+    let survivor = (1..=3).find(|&id| id != leader_index).unwrap();
+    let mut config = ClientConfig::new(vec![cluster.endpoint(survivor)]);
+    config.timeout = Duration::from_secs(20);
+    let client = Client::new(config).unwrap();
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(20);
+    let new_leader = loop {
+        let status = client.status().await.unwrap();
+        if status.leader != 0 && status.leader != leader {
+            break status.leader;
+        }
+        assert!(Instant::now() < deadline, "no new leader at all");
+        tokio::task::yield_now().await;
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a new leader ({new_leader:x}) took {:?}: the election timeout ran out (3 s)",
+        started.elapsed()
+    );
+    client.put(put("after", "2")).await.unwrap();
+    for id in 1..=3 {
+        cluster.stop(id).await;
+    }
+}
+
 #[test]
 fn errors_decode_from_etcd_messages() {
     use kvstore::client::from_status;

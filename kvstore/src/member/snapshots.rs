@@ -4,7 +4,9 @@
 //! Every applied entry stays in the Raft log until something removes it. Every
 //! `snapshot_count` entries the member serialises its whole store (the same file format
 //! as `etcdctl snapshot save`, see [`crate::snapshot`]) as a Raft snapshot at the
-//! applied index, and drops the log entries older than `snapshot_count` before it.
+//! applied index, and drops the log entries more than [`CATCH_UP_ENTRIES`] (or
+//! `snapshot_count`, if smaller) before it: a follower only a little behind still
+//! catches up from the log.
 //! When a follower needs entries the leader no longer has — it was down for a long
 //! time, or it is new — raft-rs sends it the snapshot instead; the follower replaces
 //! its store with the snapshot's and continues from there with the log.
@@ -14,6 +16,9 @@ use raft::eraftpb::Snapshot;
 use super::Member;
 use crate::storage::Storage;
 use crate::watch::WatchEvents;
+
+/// Entries kept behind a snapshot for slow followers (etcd's `snapshotCatchUpEntries`).
+pub const CATCH_UP_ENTRIES: u64 = 5000;
 
 impl<S: Storage> Member<S> {
     /// Takes a snapshot if `snapshot_count` entries were applied since the last one.
@@ -33,7 +38,8 @@ impl<S: Storage> Member<S> {
         meta.index = index;
         meta.term = term;
         meta.set_conf_state(self.raft.raft.prs().conf().to_conf_state());
-        storage.save_snapshot(snapshot, index.saturating_sub(every).max(1));
+        let keep = every.min(CATCH_UP_ENTRIES);
+        storage.save_snapshot(snapshot, index.saturating_sub(keep).max(1));
         self.last_snapshot = index;
     }
 

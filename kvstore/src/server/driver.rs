@@ -59,6 +59,8 @@ pub enum Event {
     },
     /// A Raft message from a peer.
     Peer(raft::eraftpb::Message),
+    /// The connection from a peer closed.
+    PeerLost(u64),
     /// Open a watch; its events go to `sink` until it is cancelled or `sink` closes.
     Watch {
         /// What to watch.
@@ -135,6 +137,11 @@ impl Handle {
     /// Hands a Raft message from a peer to the member.
     pub async fn step(&self, message: raft::eraftpb::Message) -> Result<()> {
         self.send(Event::Peer(message)).await
+    }
+
+    /// Tells the member that the connection from `peer` closed.
+    pub async fn peer_lost(&self, peer: u64) {
+        let _ = self.events.send(Event::PeerLost(peer)).await;
     }
 
     async fn send(&self, event: Event) -> Result<()> {
@@ -214,6 +221,7 @@ async fn run<S: Storage>(
                     }
                 }
                 Event::Peer(message) => member.step(message),
+                Event::PeerLost(peer) => member.peer_lost(peer),
                 Event::Watch {
                     create,
                     sink,

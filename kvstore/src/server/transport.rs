@@ -168,8 +168,17 @@ pub async fn serve_peers(listener: TcpListener, member: Handle) {
     }
 }
 
-/// Reads frames from one peer connection until it closes or sends garbage.
+/// Reads frames from one peer connection until it closes or sends garbage, then tells
+/// the member which peer it lost (see [`crate::Member::peer_lost`]).
 pub async fn receive_loop(stream: impl Stream, member: Handle) {
+    let mut from = None;
+    read_frames(stream, &member, &mut from).await;
+    if let Some(peer) = from {
+        member.peer_lost(peer).await;
+    }
+}
+
+async fn read_frames(stream: impl Stream, member: &Handle, from: &mut Option<u64>) {
     // Buffered: a write of many frames is read with one system call, not two per frame.
     let mut stream = tokio::io::BufReader::with_capacity(64 * 1024, stream);
     let mut len = [0u8; 4];
@@ -189,6 +198,7 @@ pub async fn receive_loop(stream: impl Stream, member: Handle) {
         if message.merge_from_bytes(&buf).is_err() {
             return;
         }
+        *from = Some(message.from);
         if member.step(message).await.is_err() {
             return; // the member stopped
         }

@@ -96,7 +96,11 @@ fn fatal<T>(r: std::result::Result<T, impl std::fmt::Display>, doing: &str) -> T
 fn open_db(dir: &Path) -> Result<::sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let opened = ::sled::Config::new().path(dir).flush_every_ms(None).open();
+        let opened = ::sled::Config::new()
+            .path(dir)
+            .flush_every_ms(None)
+            .cache_capacity(16 * 1024 * 1024)
+            .open();
         match opened {
             // sled reports the lock as an I/O error whose text says so.
             Err(::sled::Error::Io(e))

@@ -18,11 +18,15 @@ pub struct Cluster {
 
 impl Cluster {
     pub async fn start(n: u64) -> Cluster {
-        let root = tempfile::tempdir().unwrap();
         let timing = Timing {
             snapshot_count: SNAPSHOT_COUNT,
             ..Timing::default()
         };
+        Cluster::start_with(n, timing).await
+    }
+
+    pub async fn start_with(n: u64, timing: Timing) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
         let inner = LocalCluster::start(root.path(), n, timing).await.unwrap();
         Cluster { inner, _root: root }
     }

@@ -76,7 +76,9 @@
 //! that depends on them, and writes its key-value store together with the index of the
 //! last entry applied to it, so a restart replays exactly the entries the store lacks.
 //! [`storage`] explains the contract; [`storage::MemDisk`] keeps it in memory for the
-//! simulator, [`storage::sled::SledStorage`] in a sled database for a real member.
+//! simulator, [`storage::sled::SledStorage`] on disk for a real member: like etcd, the
+//! log in a write-ahead log ([`storage::wal`], one `fdatasync` per Ready) and the
+//! store in a database (sled, where etcd has bbolt), written in batches every 100 ms.
 //!
 //! ## How this crate is built
 //!
@@ -99,7 +101,7 @@
 //! 3. [`sim`] — the simulated cluster, and `tests/golden/*` for transcripts of each
 //!    claim above.
 //! 4. [`linearizability`] — how a history is checked.
-//! 5. [`storage`] — what survives a crash, in memory and in sled.
+//! 5. [`storage`] — what survives a crash, in memory and on disk (WAL + sled).
 //! 6. [`server`] — the member as a process: driver, transport, gRPC; then [`client`]
 //!    and [`snapshot`].
 //!

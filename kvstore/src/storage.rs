@@ -25,6 +25,7 @@
 //! A storage failure (a full disk, an I/O error) is fatal for a member, as in etcd: it
 //! panics with the cause rather than carrying on with state it could not save.
 
+pub mod backend;
 pub mod sled;
 pub mod wal;
 

@@ -1,7 +1,7 @@
 //! A whole cluster of real members on loopback, in one process: what the tests, the
 //! apiserver's tests and the simulator start instead of three `etcd` processes.
 //!
-//! Each member is a real server (its own runtime, TCP sockets, sled data directory
+//! Each member is a real server (its own runtime, TCP sockets, data directory
 //! under `root/etcd<N>`), so stopping one is like killing its process, and restarting
 //! it recovers from its data directory.
 

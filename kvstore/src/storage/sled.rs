@@ -19,11 +19,11 @@
 //!
 //! Durability: [`Storage::sync`] syncs the WAL — the member calls it once per Ready,
 //! before any message leaves. The store's changes are gathered and written as one sled
-//! batch, with the applied index they reach, every 100 ms or 10 000 changes (etcd's
-//! backend commits bbolt on the same defaults): a sled batch costs two buffer writes
-//! however small it is. They are not flushed on their own: if a crash loses them, it
-//! loses the applied index in the same batch, and the member applies those entries
-//! again from the durable log. The store *is* flushed before the log drops entries (a
+//! batch, with the applied index they reach, every 100 ms or 10 000 changes, on a
+//! writer thread ([`super::backend`]; a sled batch costs two buffer writes however
+//! small it is). They are not flushed on their own: if a crash loses them, it loses
+//! the applied index in the same batch, and the member applies those entries again
+//! from the durable log. The store *is* flushed before the log drops entries (a
 //! snapshot), so the log always reaches back to what the store on disk has applied.
 
 use std::path::Path;
@@ -34,6 +34,7 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
+use super::backend::Backend;
 use super::wal::Wal;
 use super::Storage;
 use crate::error::{Error, Result};
@@ -56,22 +57,8 @@ pub struct SledStorage {
     raft: ::sled::Tree,
     mvcc: ::sled::Tree,
     wal: Arc<Mutex<Wal>>,
-    batch: Arc<Mutex<Batch>>,
+    backend: Arc<Backend>,
 }
-
-/// Applied changes not yet written to sled.
-#[derive(Debug)]
-struct Batch {
-    mvcc: ::sled::Tree,
-    mutations: Vec<Mutation>,
-    applied_index: Option<u64>,
-    since: std::time::Instant,
-}
-
-/// How long applied changes may wait before they are written to sled.
-const BATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
-/// How many applied changes may wait before they are written to sled.
-const BATCH_LIMIT: usize = 10_000;
 
 impl std::fmt::Debug for SledStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -177,12 +164,10 @@ impl SledStorage {
             raft,
             mvcc: mvcc.clone(),
             wal: Arc::new(Mutex::new(wal)),
-            batch: Arc::new(Mutex::new(Batch {
-                mvcc,
-                mutations: Vec::new(),
-                applied_index: None,
-                since: std::time::Instant::now(),
-            })),
+            backend: Arc::new(Backend::start(Box::new(move |mutations, applied_index| {
+                let batch = batch_of(mutations, applied_index);
+                fatal(mvcc.apply_batch(batch), "write the key-value store");
+            }))),
         })
     }
 
@@ -198,56 +183,33 @@ impl SledStorage {
     }
 
     fn flush_store(&self) {
-        self.commit_batch();
+        self.backend.wait();
         fatal(self.db.flush(), "flush the key-value store to disk");
     }
-
-    fn commit_batch(&self) {
-        self.batch
-            .lock()
-            .expect("no thread panicked holding the batch")
-            .commit();
-    }
 }
 
-impl Batch {
-    /// Writes the gathered changes and their applied index as one atomic sled batch.
-    fn commit(&mut self) {
-        let pending = self;
-        pending.since = std::time::Instant::now();
-        let Some(applied_index) = pending.applied_index.take() else {
-            return;
-        };
-        let mut batch = ::sled::Batch::default();
-        for mutation in pending.mutations.drain(..) {
-            match mutation {
-                Mutation::Put {
-                    revision,
-                    kv,
-                    tombstone,
-                } => {
-                    let mut value = vec![u8::from(tombstone)];
-                    value.extend(kv.encode_to_vec());
-                    batch.insert(&revision_key(revision), value);
-                }
-                Mutation::Remove(revision) => batch.remove(&revision_key(revision)),
-                Mutation::Compacted(at) => batch.insert(COMPACTED, &at.to_be_bytes()),
-                Mutation::LeaseGranted { id, ttl } => {
-                    batch.insert(&lease_key(id), &ttl.to_be_bytes())
-                }
-                Mutation::LeaseRevoked(id) => batch.remove(&lease_key(id)),
+/// One atomic sled batch: the changes and the applied index they reach.
+fn batch_of(mutations: Vec<Mutation>, applied_index: u64) -> ::sled::Batch {
+    let mut batch = ::sled::Batch::default();
+    for mutation in mutations {
+        match mutation {
+            Mutation::Put {
+                revision,
+                kv,
+                tombstone,
+            } => {
+                let mut value = vec![u8::from(tombstone)];
+                value.extend(kv.encode_to_vec());
+                batch.insert(&revision_key(revision), value);
             }
+            Mutation::Remove(revision) => batch.remove(&revision_key(revision)),
+            Mutation::Compacted(at) => batch.insert(COMPACTED, &at.to_be_bytes()),
+            Mutation::LeaseGranted { id, ttl } => batch.insert(&lease_key(id), &ttl.to_be_bytes()),
+            Mutation::LeaseRevoked(id) => batch.remove(&lease_key(id)),
         }
-        batch.insert(APPLIED, &applied_index.to_be_bytes());
-        fatal(pending.mvcc.apply_batch(batch), "write the key-value store");
     }
-}
-
-impl Drop for Batch {
-    /// A clean stop writes what is gathered.
-    fn drop(&mut self) {
-        self.commit();
-    }
+    batch.insert(APPLIED, &applied_index.to_be_bytes());
+    batch
 }
 
 impl Storage for SledStorage {
@@ -275,18 +237,7 @@ impl Storage for SledStorage {
     }
 
     fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
-        let due = {
-            let mut pending = self
-                .batch
-                .lock()
-                .expect("no thread panicked holding the batch");
-            pending.mutations.extend(mutations);
-            pending.applied_index = Some(applied_index);
-            pending.mutations.len() >= BATCH_LIMIT || pending.since.elapsed() >= BATCH_INTERVAL
-        };
-        if due {
-            self.commit_batch();
-        }
+        self.backend.save(applied_index, mutations);
     }
 
     fn save_members(&self, members: &[MemberInfo]) {
@@ -326,18 +277,12 @@ impl Storage for SledStorage {
         );
         // The store is replaced wholesale: drop every revision and lease, then write
         // the snapshot's, with the snapshot's index as the applied index.
+        // Changes gathered before the snapshot are superseded by it.
+        self.backend.discard();
         let mut mvcc = ::sled::Batch::default();
         for old in self.mvcc.iter() {
             mvcc.remove(fatal(old, "scan the store").0);
         }
-        // Changes gathered before the snapshot are superseded by it.
-        let mut pending = self
-            .batch
-            .lock()
-            .expect("no thread panicked holding the batch");
-        pending.mutations.clear();
-        pending.applied_index = None;
-        drop(pending);
         fatal(self.mvcc.apply_batch(mvcc), "clear the store");
         self.save_applied(meta.index, store.as_mutations());
         // Store first, then the log: a crash in between is finished at `open`.
@@ -354,7 +299,7 @@ impl Storage for SledStorage {
     }
 
     fn load_store(&self) -> (MvccStore, u64) {
-        self.commit_batch();
+        self.backend.wait();
         let revisions = self.mvcc.scan_prefix([REVISION]).map(|kv| {
             let (key, value) = fatal(kv, "read the key-value store");
             let revision = decode_revision_key(&key)

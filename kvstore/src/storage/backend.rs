@@ -1,0 +1,165 @@
+//! The store's writer: applied changes gathered, then written to sled in batches on a
+//! thread of its own.
+//!
+//! etcd's backend does the same with bbolt: a *batch transaction* collects what is
+//! applied and a goroutine commits it every 100 ms or 10 000 changes. Nothing waits for
+//! that commit, because the Raft log already holds every change durably; a crash only
+//! means the last batches are applied again from the log at restart (their applied
+//! index is lost with them, in the same atomic sled batch).
+//!
+//! Writing on another thread keeps the member's Ready loop from stalling for the few
+//! milliseconds a sled batch of a thousand changes takes. The member waits for the
+//! writer only when it must: before the log drops entries (everything applied must be
+//! on disk first), when a leader's snapshot replaces the store, and when the store is
+//! read back.
+
+use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::mvcc::Mutation;
+
+/// How long applied changes may wait before they are written to sled.
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// How many applied changes may wait before they are written to sled.
+pub const BATCH_LIMIT: usize = 10_000;
+
+/// Writes one batch: the changes and the applied index they reach, atomically.
+pub type Write = Box<dyn Fn(Vec<Mutation>, u64) + Send>;
+
+enum Job {
+    Write {
+        mutations: Vec<Mutation>,
+        applied_index: u64,
+    },
+    /// Answer once every earlier job is done.
+    Done(mpsc::Sender<()>),
+}
+
+struct Pending {
+    mutations: Vec<Mutation>,
+    applied_index: Option<u64>,
+    since: Instant,
+}
+
+/// Applied changes on their way to sled.
+pub struct Backend {
+    pending: Mutex<Pending>,
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    /// Starts the writer thread; `write` does the actual sled batch.
+    pub fn start(write: Write) -> Backend {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let writer = std::thread::Builder::new()
+            .name("kvstore-backend".into())
+            .spawn(move || {
+                for job in inbox {
+                    match job {
+                        Job::Write {
+                            mutations,
+                            applied_index,
+                        } => write(mutations, applied_index),
+                        Job::Done(answer) => {
+                            let _ = answer.send(());
+                        }
+                    }
+                }
+            })
+            .expect("a thread for the store's writer");
+        Backend {
+            pending: Mutex::new(Pending {
+                mutations: Vec::new(),
+                applied_index: None,
+                since: Instant::now(),
+            }),
+            jobs: Some(jobs),
+            writer: Some(writer),
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .expect("no thread panicked holding the pending changes")
+    }
+
+    fn send(&self, job: Job) {
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
+        // The writer only ends by panicking (a storage failure): fatal here too.
+        assert!(
+            matches!(sent, Some(Ok(()))),
+            "kvstore: the store's writer stopped"
+        );
+    }
+
+    /// Hands what is gathered to the writer.
+    fn hand_over(&self, pending: &mut Pending) {
+        pending.since = Instant::now();
+        if let Some(applied_index) = pending.applied_index.take() {
+            let mutations = std::mem::take(&mut pending.mutations);
+            self.send(Job::Write {
+                mutations,
+                applied_index,
+            });
+        }
+    }
+
+    /// Gathers `mutations` (reaching `applied_index`); hands the lot to the writer
+    /// when the batch is due.
+    pub fn save(&self, applied_index: u64, mutations: Vec<Mutation>) {
+        let mut pending = self.pending();
+        pending.mutations.extend(mutations);
+        pending.applied_index = Some(applied_index);
+        if pending.mutations.len() >= BATCH_LIMIT || pending.since.elapsed() >= BATCH_INTERVAL {
+            self.hand_over(&mut pending);
+        }
+    }
+
+    /// Writes everything gathered and waits until the writer has done it all.
+    pub fn wait(&self) {
+        let mut pending = self.pending();
+        self.hand_over(&mut pending);
+        drop(pending);
+        self.wait_idle();
+    }
+
+    /// Forgets what is gathered (a snapshot replaces it) and waits until the writer is
+    /// done with what it already had.
+    pub fn discard(&self) {
+        let mut pending = self.pending();
+        pending.mutations.clear();
+        pending.applied_index = None;
+        drop(pending);
+        self.wait_idle();
+    }
+
+    fn wait_idle(&self) {
+        let (answer, done) = mpsc::channel();
+        self.send(Job::Done(answer));
+        assert!(done.recv().is_ok(), "kvstore: the store's writer stopped");
+    }
+}
+
+impl Drop for Backend {
+    /// A clean stop writes what is gathered and lets the writer finish.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        self.wait();
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}

@@ -150,17 +150,31 @@ fn value() -> Vec<u8> {
 
 async fn failover(endpoints: &[String], pids: &[u32]) -> Result<(), String> {
     let c = client(endpoints, Duration::from_secs(30));
-    // Which member leads? Ask each; the one whose id is the leader.
-    let mut leader = None;
-    for (i, ep) in endpoints.iter().enumerate() {
-        let s = client(std::slice::from_ref(ep), Duration::from_secs(2))
-            .status()
-            .await
-            .map_err(|e| e.to_string())?;
-        let me = s.header.map(|h| h.member_id).unwrap_or_default();
-        if me == s.leader {
-            leader = Some(i);
+    // Which member leads? Ask each; the one whose id is the leader. A member restarted
+    // by the previous round may still be starting: ask again until all three answer
+    // (for up to 10 s), so every round kills a leader of a whole cluster.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut leader;
+    loop {
+        leader = None;
+        let mut answered = 0;
+        for (i, ep) in endpoints.iter().enumerate() {
+            let Ok(s) = client(std::slice::from_ref(ep), Duration::from_secs(2))
+                .status()
+                .await
+            else {
+                continue;
+            };
+            answered += 1;
+            let me = s.header.map(|h| h.member_id).unwrap_or_default();
+            if me == s.leader {
+                leader = Some(i);
+            }
         }
+        if (leader.is_some() && answered == endpoints.len()) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let leader = leader.ok_or("no member says it leads")?;
     let put = |k: &str| PutRequest {

@@ -193,6 +193,7 @@ async fn run<S: Storage>(
     let mut next_watch = 1;
     let mut waiting: HashMap<u64, oneshot::Sender<Result<Response>>> = HashMap::new();
     let mut watches: HashMap<i64, mpsc::UnboundedSender<WatchDelivery>> = HashMap::new();
+    let mut seen = (member.status().role, 0);
     loop {
         let first = tokio::select! {
             _ = ticker.tick() => {
@@ -221,7 +222,10 @@ async fn run<S: Storage>(
                     }
                 }
                 Event::Peer(message) => member.step(message),
-                Event::PeerLost(peer) => member.peer_lost(peer),
+                Event::PeerLost(peer) => {
+                    tracing::info!(peer = %format!("{peer:x}"), "lost the connection from a peer");
+                    member.peer_lost(peer);
+                }
                 Event::Watch {
                     create,
                     sink,
@@ -252,6 +256,17 @@ async fn run<S: Storage>(
                     });
                 }
             }
+        }
+        // Role and leader changes, as etcd's raft logs them.
+        let status = member.status();
+        if (status.role, status.leader) != seen {
+            seen = (status.role, status.leader);
+            tracing::info!(
+                role = ?status.role,
+                term = status.term,
+                leader = %format!("{:x}", status.leader),
+                "raft state changed"
+            );
         }
         for peer in outbound.unreachable() {
             member.report_unreachable(peer);

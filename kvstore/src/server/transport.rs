@@ -114,7 +114,7 @@ async fn send_loop(
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
-        let mut stream = match network.connect(addr.clone()).await {
+        let stream = match network.connect(addr.clone()).await {
             Ok(stream) => {
                 backoff = Duration::from_millis(10);
                 stream
@@ -133,9 +133,23 @@ async fn send_loop(
                 continue;
             }
         };
+        // The peer never writes on this connection, so anything readable — its end of
+        // the stream, above all — means the connection is over. Without this watch a
+        // follower's idle connection to another follower would stay dead after that
+        // peer restarted, and the first message on it (a vote request, in an
+        // election) would be lost.
+        let (mut closed, mut writer) = tokio::io::split(stream);
+        let mut probe = [0u8; 1];
         let mut frames = Vec::new();
         loop {
-            let Some(message) = queue.recv().await else {
+            let message = tokio::select! {
+                message = queue.recv() => message,
+                _ = closed.read(&mut probe) => {
+                    let _ = unreachable.send(peer);
+                    break; // reconnect
+                }
+            };
+            let Some(message) = message else {
                 return; // the member stopped
             };
             // Everything already queued goes out in one write: one system call, and
@@ -149,7 +163,7 @@ async fn send_loop(
                 frames.extend((bytes.len() as u32).to_be_bytes());
                 frames.extend(bytes);
             }
-            if stream.write_all(&frames).await.is_err() {
+            if writer.write_all(&frames).await.is_err() {
                 let _ = unreachable.send(peer);
                 break; // reconnect
             }
@@ -207,7 +221,40 @@ async fn read_frames(stream: impl Stream, member: &Handle, from: &mut Option<u64
 
 #[cfg(test)]
 mod tests {
-    use super::host_port;
+    use super::*;
+
+    /// A peer that restarts closes our connection; the next message must not be
+    /// written into the dead one and lost (it may be the only vote request of an
+    /// election).
+    #[tokio::test]
+    async fn a_connection_the_peer_closed_is_replaced_before_the_next_message() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let outbound = Outbound::start(std::sync::Arc::new(Tcp), HashMap::from([(2, addr)]));
+        let deadline = Duration::from_secs(10);
+        let (first, _) = tokio::time::timeout(deadline, listener.accept())
+            .await
+            .expect("the sender connects at once")
+            .unwrap();
+        drop(first); // the peer's process ends
+        let (mut second, _) = tokio::time::timeout(deadline, listener.accept())
+            .await
+            .expect("the sender reconnects without waiting for a message to fail")
+            .unwrap();
+        let mut vote = Message::default();
+        vote.set_msg_type(raft::eraftpb::MessageType::MsgRequestPreVote);
+        vote.to = 2;
+        vote.from = 1;
+        vote.term = 7;
+        outbound.send(vec![vote.clone()]);
+        let mut len = [0u8; 4];
+        second.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        second.read_exact(&mut body).await.unwrap();
+        let mut got = Message::default();
+        got.merge_from_bytes(&body).unwrap();
+        assert_eq!(got, vote);
+    }
 
     #[test]
     fn urls_become_socket_addresses() {

@@ -261,7 +261,11 @@ impl<S: Storage> Member<S> {
             config.id
         );
         let logger = slog::Logger::root(slog::Discard, slog::o!());
-        let (store, applied_index) = storage.load_store();
+        let (mut store, applied_index) = storage.load_store();
+        if let Some(source) = storage.value_source() {
+            store.set_value_source(source);
+            store.evict_written();
+        }
         let mut cluster = cluster;
         for saved in storage.load_members() {
             if let Some(m) = cluster.members.iter_mut().find(|m| m.id == saved.id) {
@@ -535,6 +539,8 @@ impl<S: Storage> Member<S> {
             if self.applied_index > applied_before {
                 store.save_applied(self.applied_index, mutations);
                 self.maybe_snapshot();
+                // Values the disk already has need not stay in memory.
+                self.store.evict_written();
             }
             self.serve_ready_reads();
         }

@@ -36,17 +36,21 @@
 //! compacted", and a watch that wants to start before R is refused — in Kubernetes
 //! that is the `410 Gone` that makes an informer list again.
 //!
+//! ## Memory
+//! The index and the revision store are plain `BTreeMap`s. A real member also keeps
+//! every version on disk (sled) and rebuilds the store from there at start-up, as etcd
+//! rebuilds its index; once a version is on disk its value is dropped from memory and
+//! read back when needed (`mvcc/values.rs`), so memory holds the index, not the data.
+//!
 //! ## What is left out
-//! Leases (keys that expire), physical compaction scheduling and `hashkv`. The index
-//! and the revision store are plain `BTreeMap`s here; with sled (next issue) the
-//! revision store moves to disk and the index is rebuilt from it at start-up, as etcd
-//! does.
+//! Physical compaction scheduling and `hashkv`. Leases are in `mvcc/lease.rs`.
 //!
 //! Transactions — and every write, which is just a one-operation transaction — live in
 //! `mvcc/txn.rs`.
 
 mod lease;
 mod txn;
+pub mod values;
 
 use std::collections::BTreeMap;
 
@@ -71,8 +75,21 @@ pub struct Revision {
 /// One stored change: the version written, or a tombstone.
 #[derive(Debug, Clone, PartialEq)]
 struct Stored {
+    /// The version; its `value` is empty once `evicted`.
     kv: KeyValue,
     tombstone: bool,
+    /// The value is on disk only (see `mvcc/values.rs`).
+    evicted: bool,
+}
+
+impl Stored {
+    fn new(kv: KeyValue, tombstone: bool) -> Self {
+        Stored {
+            kv,
+            tombstone,
+            evicted: false,
+        }
+    }
 }
 
 /// A change to the stored history, as a [`crate::storage::Storage`] must persist it.
@@ -119,6 +136,10 @@ pub struct MvccStore {
     unsaved: Vec<Mutation>,
     /// Leases and the keys attached to them.
     leases: lease::Leases,
+    /// Where evicted values are read back from (none: everything stays in memory).
+    source: Option<values::Source>,
+    /// Values of revisions up to this one were evicted (those on disk).
+    evicted_through: i64,
 }
 
 /// Whether `k` lies in etcd's range `[key, range_end)`: an empty `range_end` means just
@@ -147,7 +168,62 @@ impl MvccStore {
             compacted: 0,
             unsaved: Vec::new(),
             leases: lease::Leases::default(),
+            source: None,
+            evicted_through: 0,
         }
+    }
+
+    /// Lets the store drop values its disk already holds and read them back from
+    /// there (see [`values`]). Values written so far are dropped at the next
+    /// [`MvccStore::evict_written`].
+    pub fn set_value_source(&mut self, source: values::Source) {
+        self.source = Some(source);
+        self.evicted_through = 0;
+    }
+
+    /// Drops from memory the value of every version the source has (no source: none).
+    pub fn evict_written(&mut self) {
+        let Some(through) = self.source.as_ref().map(|s| s.written_through()) else {
+            return;
+        };
+        if through <= self.evicted_through {
+            return;
+        }
+        let from = Revision {
+            main: self.evicted_through + 1,
+            sub: 0,
+        };
+        let to = Revision {
+            main: through + 1,
+            sub: 0,
+        };
+        for stored in self.revs.range_mut(from..to).map(|(_, s)| s) {
+            if !stored.tombstone && !stored.evicted {
+                stored.kv.value = Vec::new();
+                stored.evicted = true;
+            }
+        }
+        self.evicted_through = through;
+    }
+
+    /// How many values are held in memory (the rest are on disk).
+    pub fn values_in_memory(&self) -> usize {
+        self.revs
+            .values()
+            .filter(|s| !s.tombstone && !s.evicted)
+            .count()
+    }
+
+    /// The version stored at `revision`, its value read back from disk if evicted.
+    fn load(&self, revision: &Revision, stored: &Stored) -> KeyValue {
+        let mut kv = stored.kv.clone();
+        if stored.evicted {
+            let source = self.source.as_ref().expect("evicted only with a source");
+            kv.value = source.value(*revision).unwrap_or_else(|| {
+                panic!("kvstore: revision {revision:?} is missing from the disk")
+            });
+        }
+        kv
     }
 
     /// Adds persisted leases (ID, TTL) to a restored store, and re-derives which live
@@ -158,7 +234,7 @@ impl MvccStore {
         let live: Vec<KeyValue> = self
             .index
             .keys()
-            .filter_map(|k| self.visible(k, now).cloned())
+            .filter_map(|k| self.visible(k, now))
             .collect();
         for kv in live {
             self.leases.reattach(&kv.key, None, Some(&kv));
@@ -176,7 +252,7 @@ impl MvccStore {
         let mut store = MvccStore::new();
         for (revision, kv, tombstone) in revisions {
             store.current = store.current.max(revision.main);
-            store.revs.insert(revision, Stored { kv, tombstone });
+            store.revs.insert(revision, Stored::new(kv, tombstone));
         }
         for (revision, stored) in &store.revs {
             let key_revs = store.index.entry(stored.kv.key.clone()).or_default();
@@ -188,8 +264,10 @@ impl MvccStore {
     }
 
     /// Every retained change in revision order: what a snapshot carries.
-    pub fn stored(&self) -> impl Iterator<Item = (Revision, &KeyValue, bool)> + '_ {
-        self.revs.iter().map(|(r, s)| (*r, &s.kv, s.tombstone))
+    pub fn stored(&self) -> impl Iterator<Item = (Revision, KeyValue, bool)> + '_ {
+        self.revs
+            .iter()
+            .map(|(r, s)| (*r, self.load(r, s), s.tombstone))
     }
 
     /// The mutations that rebuild this whole store from nothing: every retained
@@ -199,7 +277,7 @@ impl MvccStore {
             .stored()
             .map(|(revision, kv, tombstone)| Mutation::Put {
                 revision,
-                kv: kv.clone(),
+                kv,
                 tombstone,
             });
         let leases = self
@@ -231,17 +309,23 @@ impl MvccStore {
         let now = self.current_revision();
         self.index
             .keys()
-            .filter(|k| self.visible(k, now).is_some())
+            .filter(|k| self.visible_stored(k, now).is_some())
             .count()
     }
 
     /// The version of `key` visible at revision `at`: its last change at or before
     /// `at`, unless that change was a delete.
-    fn visible(&self, key: &[u8], at: i64) -> Option<&KeyValue> {
+    fn visible(&self, key: &[u8], at: i64) -> Option<KeyValue> {
+        self.visible_stored(key, at)
+            .map(|(revision, stored)| self.load(revision, stored))
+    }
+
+    /// [`MvccStore::visible`] without reading the value.
+    fn visible_stored(&self, key: &[u8], at: i64) -> Option<(&Revision, &Stored)> {
         let revs = self.index.get(key)?;
         let last = revs.iter().rev().find(|r| r.main <= at)?;
         let stored = &self.revs[last];
-        (!stored.tombstone).then_some(&stored.kv)
+        (!stored.tombstone).then_some((last, stored))
     }
 
     /// The keys of the index inside etcd's range `[key, range_end)`, in order.
@@ -284,7 +368,7 @@ impl MvccStore {
         self.check_readable(at)?;
         let kvs: Vec<KeyValue> = self
             .keys_in_range(&req.key, &req.range_end)
-            .filter_map(|k| self.visible(k, at).cloned())
+            .filter_map(|k| self.visible(k, at))
             .collect();
         Ok(shape_range(kvs, req))
     }
@@ -359,7 +443,7 @@ impl MvccStore {
                 tombstone,
             });
             self.index.entry(change.key).or_default().push(rev);
-            self.revs.insert(rev, Stored { kv, tombstone });
+            self.revs.insert(rev, Stored::new(kv, tombstone));
         }
         self.current = main;
         events
@@ -418,9 +502,9 @@ impl MvccStore {
                 let pos = key_revs.binary_search(rev).unwrap_or(0);
                 let prev_kv = pos
                     .checked_sub(1)
-                    .map(|p| &self.revs[&key_revs[p]])
-                    .filter(|s| !s.tombstone)
-                    .map(|s| s.kv.clone());
+                    .map(|p| (&key_revs[p], &self.revs[&key_revs[p]]))
+                    .filter(|(_, s)| !s.tombstone)
+                    .map(|(r, s)| self.load(r, s));
                 let kind = if stored.tombstone {
                     EventType::Delete
                 } else {
@@ -428,7 +512,7 @@ impl MvccStore {
                 };
                 Event {
                     r#type: kind as i32,
-                    kv: Some(stored.kv.clone()),
+                    kv: Some(self.load(rev, stored)),
                     prev_kv,
                 }
             })

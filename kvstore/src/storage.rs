@@ -73,6 +73,12 @@ pub trait Storage: raft::Storage + Clone {
     /// Reads back what [`Storage::save_members`] saved (empty if nothing yet).
     fn load_members(&self) -> Vec<MemberInfo>;
 
+    /// Where the store may read values back from once it dropped them from memory
+    /// (see [`crate::mvcc::values`]); none keeps every value in memory.
+    fn value_source(&self) -> Option<crate::mvcc::values::Source> {
+        None
+    }
+
     /// Bytes the data directory takes (etcdctl's "DB SIZE"); 0 where not meaningful.
     fn size_on_disk(&self) -> u64 {
         0
@@ -207,10 +213,7 @@ impl Storage for MemDisk {
             .apply_snapshot(snapshot.clone())
             .expect("a snapshot newer than the log");
         let mut backend = self.backend();
-        backend.revisions = store
-            .stored()
-            .map(|(r, kv, t)| (r, (kv.clone(), t)))
-            .collect();
+        backend.revisions = store.stored().map(|(r, kv, t)| (r, (kv, t))).collect();
         backend.compacted = store.compact_revision();
         backend.leases = store.leases().collect();
         backend.applied_index = snapshot.get_metadata().index;

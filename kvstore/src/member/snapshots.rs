@@ -45,10 +45,14 @@ impl<S: Storage> Member<S> {
 
     /// Replaces this member's store with the one in a snapshot from the leader.
     pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
-        let (store, _) =
+        let (mut store, _) =
             crate::snapshot::decode(&snapshot.data).expect("a snapshot made by a member");
         let index = snapshot.get_metadata().index;
         self.raft.store().install_snapshot(&snapshot, &store);
+        if let Some(source) = self.raft.store().value_source() {
+            store.set_value_source(source);
+            store.evict_written();
+        }
         self.store = store;
         self.applied_index = index;
         self.last_snapshot = index;

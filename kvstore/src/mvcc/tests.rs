@@ -612,3 +612,86 @@ fn leases_survive_a_restore_with_their_keys() {
         "the attachment was re-derived from the keys"
     );
 }
+
+/// A disk for evicted values: what the store handed over, readable up to `written`.
+#[derive(Debug, Default)]
+struct ValueDisk {
+    values: std::sync::Mutex<BTreeMap<Revision, Vec<u8>>>,
+    written: std::sync::atomic::AtomicI64,
+}
+
+impl values::ValueSource for ValueDisk {
+    fn written_through(&self) -> i64 {
+        self.written.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn value(&self, revision: Revision) -> Option<Vec<u8>> {
+        self.values.lock().unwrap().get(&revision).cloned()
+    }
+}
+
+#[test]
+fn values_dropped_from_memory_read_back_the_same() {
+    let disk = std::sync::Arc::new(ValueDisk::default());
+    let mut lean = MvccStore::new();
+    lean.set_value_source(disk.clone());
+    let mut full = MvccStore::new();
+    let with_prev = |key: &str, value: &str| {
+        Request::Put(PutRequest {
+            key: key.into(),
+            value: value.into(),
+            prev_kv: true,
+            ..Default::default()
+        })
+    };
+    let requests = [
+        Request::put("a", "1"),
+        Request::put("b", "2"),
+        with_prev("a", "3"),
+        Request::delete("b"),
+        Request::put("c", "4"),
+        Request::compact(3),
+        with_prev("c", "5"),
+        Request::put("b", "6"),
+        Request::get_prefix(""),
+    ];
+    for request in &requests {
+        let expected = full.apply(request);
+        assert_eq!(lean.apply(request), expected, "{request:?}");
+        full.take_mutations();
+        // The disk gets the changes, then the store drops what the disk has.
+        for mutation in lean.take_mutations() {
+            let mut values = disk.values.lock().unwrap();
+            match mutation {
+                Mutation::Put { revision, kv, .. } => {
+                    values.insert(revision, kv.value);
+                }
+                Mutation::Remove(revision) => {
+                    values.remove(&revision);
+                }
+                _ => {}
+            }
+        }
+        disk.written
+            .store(lean.current_revision(), std::sync::atomic::Ordering::SeqCst);
+        lean.evict_written();
+    }
+    assert_eq!(lean.values_in_memory(), 0, "every value is on disk only");
+    assert!(full.values_in_memory() > 0);
+    for at in lean.compact_revision()..=lean.current_revision() {
+        let all = RangeRequest {
+            key: vec![0],
+            range_end: vec![0],
+            revision: at,
+            ..Default::default()
+        };
+        assert_eq!(lean.range(&all), full.range(&all), "at revision {at}");
+    }
+    let since = lean.compact_revision();
+    assert_eq!(lean.events_since(since), full.events_since(since));
+    assert_eq!(lean.digest(), full.digest());
+    assert!(lean.stored().eq(full.stored()));
+    // A store that is never told about a disk keeps its values.
+    full.evict_written();
+    assert!(full.values_in_memory() > 0);
+}

@@ -77,10 +77,7 @@ impl<'a> Tx<'a> {
     fn get(&self, key: &[u8]) -> Option<KeyValue> {
         match self.staged.get(key) {
             Some(staged) => staged.clone(),
-            None => self
-                .store
-                .visible(key, self.store.current_revision())
-                .cloned(),
+            None => self.store.visible(key, self.store.current_revision()),
         }
     }
 
@@ -90,7 +87,7 @@ impl<'a> Tx<'a> {
         let mut found: BTreeMap<Vec<u8>, KeyValue> = self
             .store
             .keys_in_range(key, range_end)
-            .filter_map(|k| self.store.visible(k, now).map(|kv| (k.clone(), kv.clone())))
+            .filter_map(|k| self.store.visible(k, now).map(|kv| (k.clone(), kv)))
             .collect();
         for (k, staged) in &self.staged {
             if key_in_range(k, key, range_end) {

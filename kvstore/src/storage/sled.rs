@@ -8,6 +8,7 @@
 //! |--------|---------------------------------------|------------------------------------|
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
 //! | `raft` | `snap`                                | the last raft snapshot (its data is a kvstore snapshot file) |
+//! | `raft` | `installing`                          | while a leader's snapshot replaces the store: its metadata |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
 //! | `mvcc` | `m/applied`                           | last applied index (8 BE)          |
@@ -27,11 +28,12 @@
 //! snapshot), so the log always reaches back to what the store on disk has applied.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
 use super::backend::Backend;
@@ -45,6 +47,7 @@ use crate::proto::mvccpb::KeyValue;
 
 const MEMBERS: &[u8] = b"members";
 const SNAPSHOT: &[u8] = b"snap";
+const INSTALLING: &[u8] = b"installing";
 const REVISION: u8 = b'r';
 const LEASE: u8 = b'l';
 const APPLIED: &[u8] = b"m/applied";
@@ -58,6 +61,26 @@ pub struct SledStorage {
     mvcc: ::sled::Tree,
     wal: Arc<Mutex<Wal>>,
     backend: Arc<Backend>,
+    values: Arc<SledValues>,
+}
+
+/// The store's values as sled holds them: every version up to `written` is there.
+#[derive(Debug)]
+struct SledValues {
+    mvcc: ::sled::Tree,
+    written: AtomicI64,
+}
+
+impl crate::mvcc::values::ValueSource for SledValues {
+    fn written_through(&self) -> i64 {
+        self.written.load(Ordering::Acquire)
+    }
+
+    fn value(&self, revision: Revision) -> Option<Vec<u8>> {
+        let bytes = fatal(self.mvcc.get(revision_key(revision)), "read the store")?;
+        let (_, body) = bytes.split_first()?;
+        Some(fatal(KeyValue::decode(body), "decode a stored revision").value)
+    }
 }
 
 impl std::fmt::Debug for SledStorage {
@@ -145,29 +168,39 @@ impl SledStorage {
         let mvcc = db.open_tree("mvcc").map_err(storage_error)?;
         let cs = ConfState::from((cluster.voter_ids(), vec![]));
         let mut wal = Wal::open(&dir.join("wal"), &cs)?;
-        // A crash while installing a leader's snapshot, after the store was flushed and
-        // before the log was reset: finish the reset from the saved snapshot.
-        let applied = u64_value(mvcc.get(APPLIED).map_err(storage_error)?);
-        if applied > wal.log().last_index() {
-            let installed = raft
-                .get(SNAPSHOT)
-                .map_err(storage_error)?
-                .and_then(|bytes| Snapshot::parse_from_bytes(&bytes).ok())
-                .filter(|s| s.get_metadata().index == applied);
-            if let Some(snapshot) = installed {
-                let meta = snapshot.get_metadata();
-                wal.reset(meta.index, meta.term, meta.get_conf_state())?;
-            }
+        // A crash while installing a leader's snapshot, after the store was replaced
+        // and before the log was reset: finish the reset.
+        if let Some(bytes) = raft.get(INSTALLING).map_err(storage_error)? {
+            let meta = SnapshotMetadata::parse_from_bytes(&bytes).map_err(storage_error)?;
+            wal.reset(meta.index, meta.term, meta.get_conf_state())?;
+            raft.remove(INSTALLING).map_err(storage_error)?;
+            db.flush().map_err(storage_error)?;
         }
+        let values = Arc::new(SledValues {
+            mvcc: mvcc.clone(),
+            written: AtomicI64::new(0),
+        });
+        let writer = values.clone();
         Ok(SledStorage {
             db,
             raft,
             mvcc: mvcc.clone(),
             wal: Arc::new(Mutex::new(wal)),
             backend: Arc::new(Backend::start(Box::new(move |mutations, applied_index| {
+                let newest = mutations
+                    .iter()
+                    .filter_map(|m| match m {
+                        Mutation::Put { revision, .. } => Some(revision.main),
+                        _ => None,
+                    })
+                    .max();
                 let batch = batch_of(mutations, applied_index);
-                fatal(mvcc.apply_batch(batch), "write the key-value store");
+                fatal(writer.mvcc.apply_batch(batch), "write the key-value store");
+                if let Some(newest) = newest {
+                    writer.written.fetch_max(newest, Ordering::AcqRel);
+                }
             }))),
+            values,
         })
     }
 
@@ -238,6 +271,8 @@ impl Storage for SledStorage {
 
     fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
         self.backend.save(applied_index, mutations);
+        // Applied entries are read again only for a follower far behind: from disk.
+        self.wal().release(applied_index);
     }
 
     fn save_members(&self, members: &[MemberInfo]) {
@@ -285,13 +320,22 @@ impl Storage for SledStorage {
         }
         fatal(self.mvcc.apply_batch(mvcc), "clear the store");
         self.save_applied(meta.index, store.as_mutations());
-        // Store first, then the log: a crash in between is finished at `open`.
+        // Store first, then the log. A crash in between finds the marker and finishes
+        // the reset at `open`; the marker goes (durably) only once the log is reset.
+        let marker = fatal(meta.write_to_bytes(), "encode the snapshot metadata");
+        fatal(self.raft.insert(INSTALLING, marker), "mark the install");
         self.flush_store();
         fatal(
             self.wal()
                 .reset(meta.index, meta.term, meta.get_conf_state()),
             "reset the raft log",
         );
+        fatal(self.raft.remove(INSTALLING), "unmark the install");
+        fatal(self.db.flush(), "flush the key-value store to disk");
+    }
+
+    fn value_source(&self) -> Option<crate::mvcc::values::Source> {
+        Some(self.values.clone())
     }
 
     fn size_on_disk(&self) -> u64 {
@@ -309,6 +353,10 @@ impl Storage for SledStorage {
             (revision, kv, *flag == 1)
         });
         let revisions: Vec<_> = revisions.collect();
+        // Everything read here is on disk: the store may drop these values again.
+        if let Some(newest) = revisions.iter().map(|(r, _, _)| r.main).max() {
+            self.values.written.fetch_max(newest, Ordering::AcqRel);
+        }
         let compacted = u64_value(fatal(self.mvcc.get(COMPACTED), "read the store")) as i64;
         let applied = u64_value(fatal(self.mvcc.get(APPLIED), "read the store"));
         let leases: Vec<(i64, i64)> = self

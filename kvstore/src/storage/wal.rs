@@ -32,12 +32,17 @@
 //! as etcd repairs its last WAL file. A bad record anywhere else is an error.
 //!
 //! In memory the log is a [`Log`], with exactly raft-rs's `MemStorage` semantics (the
-//! storage differential test holds the two side by side).
+//! storage differential test holds the two side by side). Once an entry is applied and
+//! on disk, the log keeps only its index, term and place in the file
+//! ([`Wal::release`]): Raft reads an applied entry again only to send it to a follower
+//! that is far behind, and then it is read back from the file. etcd keeps every entry
+//! since its last snapshot in memory; this keeps the member's memory to its index.
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState};
@@ -51,17 +56,45 @@ const CONF_STATE: u8 = 3;
 const BASE: u8 = 4;
 const HEADER: usize = 9;
 
+/// One entry of the log: in memory, or — once applied — only in the segment file.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// In memory; its record starts at `offset` in the segment.
+    Here { entry: Entry, offset: u64 },
+    /// Applied and written: read back from the segment when needed (a follower far
+    /// behind), so the log does not hold every entry's data in memory.
+    OnDisk { index: u64, term: u64, offset: u64 },
+}
+
+impl Slot {
+    fn index(&self) -> u64 {
+        match self {
+            Slot::Here { entry, .. } => entry.index,
+            Slot::OnDisk { index, .. } => *index,
+        }
+    }
+
+    fn term(&self) -> u64 {
+        match self {
+            Slot::Here { entry, .. } => entry.term,
+            Slot::OnDisk { term, .. } => *term,
+        }
+    }
+}
+
 /// The Raft log in memory: what the WAL's records add up to.
 #[derive(Debug, Default, Clone)]
 pub struct Log {
     /// Index and term of the last snapshot the log was reset to (0, 0 if none).
     pub snapshot: (u64, u64),
     /// The entries kept, consecutive.
-    pub entries: VecDeque<Entry>,
+    entries: VecDeque<Slot>,
     /// Term, vote, commit.
     pub hard_state: HardState,
     /// The voters.
     pub conf_state: ConfState,
+    /// The segment, for reading entries back.
+    file: Option<Arc<File>>,
 }
 
 impl Log {
@@ -69,12 +102,12 @@ impl Log {
     pub fn first_index(&self) -> u64 {
         self.entries
             .front()
-            .map_or(self.snapshot.0 + 1, |e| e.index)
+            .map_or(self.snapshot.0 + 1, Slot::index)
     }
 
     /// The last index in the log (the snapshot's when empty).
     pub fn last_index(&self) -> u64 {
-        self.entries.back().map_or(self.snapshot.0, |e| e.index)
+        self.entries.back().map_or(self.snapshot.0, Slot::index)
     }
 
     /// The term of entry `index`, as `MemStorage` answers it.
@@ -88,7 +121,7 @@ impl Log {
         if index > self.last_index() {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        Ok(self.entries[(index - self.first_index()) as usize].term)
+        Ok(self.entries[(index - self.first_index()) as usize].term())
     }
 
     /// Entries `low..high`, cut to `max_size` bytes (at least one).
@@ -100,18 +133,39 @@ impl Log {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
         let offset = self.first_index();
-        let mut entries: Vec<Entry> = self
+        let mut entries = Vec::new();
+        let mut size = 0;
+        for slot in self
             .entries
             .range((low - offset) as usize..(high - offset) as usize)
-            .cloned()
-            .collect();
+        {
+            let entry = self.load(slot);
+            size += u64::from(entry.compute_size());
+            entries.push(entry);
+            if max_size.is_some_and(|max| size > max) {
+                break; // limit_size below keeps at least one, as raft-rs wants
+            }
+        }
         raft::util::limit_size(&mut entries, max_size);
         Ok(entries)
     }
 
+    /// The entry in `slot`, read back from the segment if it is not in memory.
+    fn load(&self, slot: &Slot) -> Entry {
+        match slot {
+            Slot::Here { entry, .. } => entry.clone(),
+            Slot::OnDisk { offset, .. } => {
+                let file = self.file.as_ref().expect("a released entry has a segment");
+                read_entry(file, *offset).unwrap_or_else(|e| {
+                    panic!("kvstore: cannot read back entry {}: {e}", slot.index())
+                })
+            }
+        }
+    }
+
     /// Appends entries, dropping any at or after the first new index.
-    fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        let Some(first_new) = entries.first().map(|e| e.index) else {
+    fn append(&mut self, slots: Vec<Slot>) -> Result<()> {
+        let Some(first_new) = slots.first().map(Slot::index) else {
             return Ok(());
         };
         if first_new < self.first_index() || first_new > self.last_index() + 1 {
@@ -123,7 +177,7 @@ impl Log {
         }
         self.entries
             .truncate((first_new - self.first_index()) as usize);
-        self.entries.extend(entries.iter().cloned());
+        self.entries.extend(slots);
         Ok(())
     }
 
@@ -142,6 +196,25 @@ impl Log {
     }
 }
 
+/// Reads the entry record at `offset` of a segment.
+fn read_entry(file: &File, offset: u64) -> std::io::Result<Entry> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; HEADER];
+    file.read_exact_at(&mut header, offset)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let mut payload = vec![0u8; len];
+    file.read_exact_at(&mut payload, offset + HEADER as u64)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    if header[8] != ENTRY {
+        return Err(bad("not an entry record"));
+    }
+    let mut entry = Entry::default();
+    entry
+        .merge_from_bytes(&payload)
+        .map_err(|_| bad("an entry record that does not decode"))?;
+    Ok(entry)
+}
+
 /// The log on disk: the current segment, the records not yet written, and the
 /// [`Log`] they add up to.
 #[derive(Debug)]
@@ -149,8 +222,12 @@ pub struct Wal {
     dir: PathBuf,
     file: File,
     sequence: u64,
+    /// Bytes of the segment on disk; records in `pending` start here.
+    written: u64,
     pending: Vec<u8>,
     log: Log,
+    /// Entries up to this index were released (are read back from the segment).
+    released: u64,
 }
 
 fn io_error(doing: &str, e: impl std::fmt::Display) -> Error {
@@ -192,9 +269,12 @@ fn u64_at(payload: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// A record read back: kind, payload, and its offset in the segment.
+type Record<'a> = (u8, &'a [u8], u64);
+
 /// Reads every whole record of `bytes`; returns them and the length they cover (less
 /// than `bytes.len()` when the tail is torn).
-fn decode_records(bytes: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
+fn decode_records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
     let mut records = Vec::new();
     let mut at = 0;
     while bytes.len() - at >= HEADER {
@@ -211,25 +291,32 @@ fn decode_records(bytes: &[u8]) -> (Vec<(u8, &[u8])>, usize) {
         if hasher.finalize() != crc {
             break;
         }
-        records.push((kind, payload));
+        records.push((kind, payload, at as u64));
         at = end;
     }
     (records, at)
 }
 
-/// Replays one record onto `log`. `first` is where the entries of a rewritten segment
-/// start (its base record says so: compaction may have left a gap after the snapshot).
-fn apply_record(log: &mut Log, first: &mut Option<u64>, kind: u8, payload: &[u8]) -> Result<()> {
+/// Replays one record (at `offset` in its segment) onto `log`. `first` is where the
+/// entries of a rewritten segment start (its base record says so: compaction may have
+/// left a gap after the snapshot).
+fn apply_record(
+    log: &mut Log,
+    first: &mut Option<u64>,
+    (kind, payload, offset): Record<'_>,
+) -> Result<()> {
     let decode_err = |e: protobuf::ProtobufError| corrupt(e);
     match kind {
         ENTRY => {
             let mut entry = Entry::default();
             entry.merge_from_bytes(payload).map_err(decode_err)?;
-            if log.entries.is_empty() && first.take() == Some(entry.index) {
-                log.entries.push_back(entry);
+            let starts_here = log.entries.is_empty() && first.take() == Some(entry.index);
+            let slot = Slot::Here { entry, offset };
+            if starts_here {
+                log.entries.push_back(slot);
                 return Ok(());
             }
-            log.append(&[entry])
+            log.append(vec![slot])
         }
         HARD_STATE => {
             let mut hs = HardState::default();
@@ -303,9 +390,12 @@ impl Wal {
         let (records, good) = decode_records(&bytes);
         let mut log = Log::default();
         let mut first = None;
-        for (kind, payload) in records {
-            apply_record(&mut log, &mut first, kind, payload)?;
+        for record in records {
+            apply_record(&mut log, &mut first, record)?;
         }
+        log.file = Some(Arc::new(
+            File::open(&path).map_err(|e| io_error("open the wal", e))?,
+        ));
         if good < bytes.len() {
             // A torn write at the tail: drop it, as etcd repairs its last file.
             file.set_len(good as u64)
@@ -316,14 +406,16 @@ impl Wal {
             dir: dir.to_path_buf(),
             file,
             sequence,
+            written: good as u64,
             pending: Vec::new(),
             log,
+            released: 0,
         })
     }
 
     /// Writes a complete segment under a temporary name, syncs it, renames it into
     /// place, syncs the directory, and removes every older segment.
-    fn write_segment(dir: &Path, sequence: u64, records: &[u8], log: Log) -> Result<Wal> {
+    fn write_segment(dir: &Path, sequence: u64, records: &[u8], mut log: Log) -> Result<Wal> {
         let name = segment_name(sequence);
         let tmp = dir.join(format!("{name}.tmp"));
         let path = dir.join(&name);
@@ -342,12 +434,17 @@ impl Wal {
             .append(true)
             .open(&path)
             .map_err(|e| io_error("open a wal segment", e))?;
+        log.file = Some(Arc::new(
+            File::open(&path).map_err(|e| io_error("open a wal segment", e))?,
+        ));
         Ok(Wal {
             dir: dir.to_path_buf(),
             file,
             sequence,
+            written: records.len() as u64,
             pending: Vec::new(),
             log,
+            released: 0,
         })
     }
 
@@ -358,11 +455,48 @@ impl Wal {
 
     /// Appends entries (overwriting any suffix from the first new index).
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        self.log.append(entries)?;
+        let before = self.pending.len();
+        let mut slots = Vec::with_capacity(entries.len());
         for entry in entries {
+            let offset = self.written + self.pending.len() as u64;
             encode_record(&mut self.pending, ENTRY, &encode(entry));
+            slots.push(Slot::Here {
+                entry: entry.clone(),
+                offset,
+            });
+        }
+        if let Err(e) = self.log.append(slots) {
+            self.pending.truncate(before); // nothing of a refused append is written
+            return Err(e);
+        }
+        if let Some(first) = entries.first() {
+            // Released entries may have been overwritten; the new ones are in memory.
+            self.released = self.released.min(first.index - 1);
         }
         Ok(())
+    }
+
+    /// Lets go of the in-memory copy of every written entry up to `applied`: applied
+    /// entries are read again only by a follower far behind, and then from the file.
+    pub fn release(&mut self, applied: u64) {
+        let first = self.log.first_index();
+        let start = self.released.max(first.saturating_sub(1)) + 1;
+        let written = self.written;
+        for index in start..=applied.min(self.log.last_index()) {
+            let slot = &mut self.log.entries[(index - first) as usize];
+            let Slot::Here { entry, offset } = slot else {
+                continue;
+            };
+            if *offset >= written {
+                return; // not on disk yet
+            }
+            *slot = Slot::OnDisk {
+                index: entry.index,
+                term: entry.term,
+                offset: *offset,
+            };
+            self.released = index;
+        }
     }
 
     /// Records term, vote and commit.
@@ -408,6 +542,7 @@ impl Wal {
             .write_all(&self.pending)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| io_error("write the wal", e))?;
+        self.written += self.pending.len() as u64;
         self.pending.clear();
         Ok(())
     }
@@ -419,15 +554,25 @@ impl Wal {
 
     fn rewrite(&mut self) -> Result<()> {
         self.pending.clear(); // the new segment holds the whole log
-        let log = &self.log;
+        let old = &self.log;
         let mut records = Vec::new();
-        encode_record(&mut records, BASE, &base_payload(log));
-        encode_record(&mut records, CONF_STATE, &encode(&log.conf_state));
-        encode_record(&mut records, HARD_STATE, &encode(&log.hard_state));
-        for entry in &log.entries {
-            encode_record(&mut records, ENTRY, &encode(entry));
+        encode_record(&mut records, BASE, &base_payload(old));
+        encode_record(&mut records, CONF_STATE, &encode(&old.conf_state));
+        encode_record(&mut records, HARD_STATE, &encode(&old.hard_state));
+        let mut log = Log {
+            snapshot: old.snapshot,
+            entries: VecDeque::with_capacity(old.entries.len()),
+            hard_state: old.hard_state.clone(),
+            conf_state: old.conf_state.clone(),
+            file: None,
+        };
+        for slot in &old.entries {
+            let entry = old.load(slot);
+            let offset = records.len() as u64;
+            encode_record(&mut records, ENTRY, &encode(&entry));
+            log.entries.push_back(Slot::Here { entry, offset });
         }
-        let next = Wal::write_segment(&self.dir, self.sequence + 1, &records, log.clone())?;
+        let next = Wal::write_segment(&self.dir, self.sequence + 1, &records, log)?;
         *self = next;
         Ok(())
     }
@@ -485,7 +630,8 @@ mod tests {
         std::mem::forget(wal); // a crash: nothing more is written
 
         let wal = Wal::open(dir.path(), &voters()).unwrap();
-        assert_eq!(wal.log().entries, before.entries);
+        let all = |log: &Log| log.entries(log.first_index(), log.last_index() + 1, None);
+        assert_eq!(all(wal.log()).unwrap(), all(&before).unwrap());
         assert_eq!(wal.log().term(3).unwrap(), 2);
         assert_eq!(wal.log().hard_state, hs);
         assert_eq!(wal.log().conf_state, voters());
@@ -538,6 +684,42 @@ mod tests {
         assert_eq!(segments(dir.path()), vec![segment_name(2)]);
         assert_eq!((wal.log().first_index(), wal.log().last_index()), (7, 11));
         assert_eq!(wal.log().term(11).unwrap(), 2);
+    }
+
+    #[test]
+    fn released_entries_are_read_back_from_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path(), &voters()).unwrap();
+        let entries: Vec<Entry> = (1..=6).map(|i| entry(i, 1)).collect();
+        wal.append(&entries).unwrap();
+        wal.release(6);
+        assert!(
+            matches!(wal.log.entries[0], Slot::Here { .. }),
+            "not written yet: kept"
+        );
+        wal.sync().unwrap();
+        wal.release(4);
+        let on_disk = |wal: &Wal| {
+            wal.log
+                .entries
+                .iter()
+                .filter(|s| matches!(s, Slot::OnDisk { .. }))
+                .count()
+        };
+        assert_eq!(on_disk(&wal), 4);
+        assert_eq!(wal.log().entries(1, 7, None).unwrap(), entries);
+        assert_eq!(wal.log().term(3).unwrap(), 1);
+        // A new leader overwrites entries 4.. (two were released): the new ones count.
+        wal.append(&[entry(4, 2), entry(5, 2)]).unwrap();
+        wal.sync().unwrap();
+        wal.release(5);
+        let got = wal.log().entries(1, 6, None).unwrap();
+        assert_eq!(got[..3], entries[..3]);
+        assert_eq!((got[3].term, got[4].term), (2, 2));
+        // Compaction rewrites released entries from the file into the new segment.
+        wal.compact(3).unwrap();
+        assert_eq!(on_disk(&wal), 0);
+        assert_eq!(wal.log().entries(3, 6, None).unwrap(), got[2..]);
     }
 
     #[test]

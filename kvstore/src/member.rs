@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType, HardState, Message};
+use raft::eraftpb::{Entry, HardState, Message};
 use raft::{RawNode, StateRole};
 
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ use crate::membership::ClusterInfo;
 use crate::mvcc::MvccStore;
 use crate::proto::etcdserverpb::MemberAttributes;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::request::{decode_payload, encode_attributes, encode_entry, Payload, Request, Response};
+use crate::request::{encode_attributes, encode_entry, Request, Response};
 use crate::storage::{MemDisk, Storage};
 use crate::watch::{WatchCreate, WatchEvents, Watcher};
 
@@ -622,130 +622,9 @@ impl<S: Storage> Member<S> {
     fn complete(&mut self, id: u64, result: Result<Response>) {
         self.out.completions.push(Completion { id, result });
     }
-
-    fn apply_entries(&mut self, entries: Vec<Entry>) {
-        let newest_term = entries.last().map(|e| e.term);
-        for entry in entries {
-            if entry.index <= self.applied_index {
-                continue;
-            }
-            let request_id = match entry.get_entry_type() {
-                EntryType::EntryNormal => self.apply_normal(&entry),
-                EntryType::EntryConfChange => {
-                    self.apply_conf_change(&decode::<ConfChange>(&entry.data));
-                    None
-                }
-                EntryType::EntryConfChangeV2 => {
-                    self.apply_conf_change(&decode::<ConfChangeV2>(&entry.data));
-                    None
-                }
-            };
-            self.applied_index = entry.index;
-            self.out.applied.push(Applied {
-                index: entry.index,
-                term: entry.term,
-                request_id,
-                revision: self.store.current_revision(),
-            });
-        }
-        if let Some(term) = newest_term {
-            self.fail_overtaken_proposals(term);
-        }
-    }
-
-    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI) {
-        // Membership changes are not proposed yet (`member add/remove` comes later);
-        // applying them here keeps raft-rs's view and the stored conf state in step.
-        let cs = self
-            .raft
-            .apply_conf_change(cc)
-            .expect("a valid conf change");
-        self.raft.store().set_conf_state(&cs);
-    }
-
-    /// Applies one client entry on every member alike; only the member that proposed it
-    /// has a client waiting.
-    fn apply_normal(&mut self, entry: &Entry) -> Option<u64> {
-        if entry.data.is_empty() {
-            return None; // a new leader's empty entry: commits its term, changes nothing
-        }
-        let (id, request) = match decode_payload(&entry.data).expect("a log entry we encoded") {
-            Payload::Client(id, request) => (id, request),
-            Payload::Attributes(a) => {
-                self.apply_attributes(a);
-                return None;
-            }
-        };
-        let (result, events) = self.store.apply(&request);
-        self.on_lease_applied(&request, result.is_ok());
-        if !events.is_empty() {
-            for watcher in self.watchers.values_mut() {
-                let mine = watcher.filter(&events);
-                if !mine.is_empty() {
-                    self.out.watch_events.push(WatchEvents {
-                        watch_id: watcher.id,
-                        events: mine,
-                    });
-                }
-            }
-        }
-        if matches!(
-            self.pending.get(&id),
-            Some(Pending {
-                stage: Stage::Proposed { .. },
-                ..
-            })
-        ) {
-            self.pending.remove(&id);
-            let header = self.header();
-            let result = result.map(|mut response| {
-                response.set_header(header);
-                response
-            });
-            self.complete(id, result);
-        }
-        Some(id)
-    }
-
-    /// Records a member's announced attributes, and persists the member list.
-    fn apply_attributes(&mut self, a: MemberAttributes) {
-        if a.id == self.config.id {
-            self.publishing = None;
-        }
-        if let Some(m) = self.cluster.members.iter_mut().find(|m| m.id == a.id) {
-            m.client_urls = a.client_urls;
-        }
-        self.raft.store().save_members(&self.cluster.members);
-    }
-
-    /// Once an entry from a later term is applied, a proposal made in an earlier term
-    /// that has not been applied was (almost certainly) dropped by a deposed leader.
-    /// Waiting for the full timeout would only make the client wait; answer now, as an
-    /// indeterminate error, so the client knows to check or retry.
-    fn fail_overtaken_proposals(&mut self, applied_term: u64) {
-        let overtaken: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| matches!(p.stage, Stage::Proposed { term } if term < applied_term))
-            .map(|(&id, _)| id)
-            .collect();
-        for id in overtaken {
-            self.pending.remove(&id);
-            self.complete(id, Err(Error::LeaderChanged));
-        }
-    }
 }
 
-/// Decodes a raft-rs protobuf message from a log entry we wrote ourselves; failure means
-/// a corrupted log, an invariant break.
-fn decode<M: protobuf::Message>(data: &[u8]) -> M {
-    let mut message = M::new();
-    message
-        .merge_from_bytes(data)
-        .expect("a log entry encoded by raft-rs");
-    message
-}
-
+mod apply;
 mod lessor;
 mod reads;
 mod snapshots;

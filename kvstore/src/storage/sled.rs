@@ -417,3 +417,52 @@ impl raft::Storage for SledStorage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash after a leader's snapshot replaced the store but before the log was
+    /// reset leaves the `installing` marker: opening the directory finishes the reset.
+    #[test]
+    fn an_interrupted_install_is_finished_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = ClusterInfo::local(3);
+        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        let entries: Vec<Entry> = (1..=3)
+            .map(|index| Entry {
+                index,
+                term: 1,
+                ..Default::default()
+            })
+            .collect();
+        storage.append(&entries);
+        storage.sync();
+        let mut meta = SnapshotMetadata {
+            index: 40,
+            term: 2,
+            ..Default::default()
+        };
+        meta.set_conf_state(ConfState::from((vec![1, 2, 3], vec![])));
+        storage
+            .raft
+            .insert(INSTALLING, meta.write_to_bytes().unwrap())
+            .unwrap();
+        drop(storage); // the crash
+
+        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        use raft::Storage as _;
+        assert_eq!(storage.first_index().unwrap(), 41);
+        assert_eq!(storage.last_index().unwrap(), 40);
+        assert_eq!(storage.term(40).unwrap(), 2);
+        assert_eq!(storage.hard_state().commit, 40);
+        assert!(
+            storage.raft.get(INSTALLING).unwrap().is_none(),
+            "marker gone"
+        );
+        drop(storage);
+        // And it stays finished.
+        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        assert_eq!(storage.last_index().unwrap(), 40);
+    }
+}

@@ -108,9 +108,9 @@
 //! ## Left out (for now)
 //!
 //! Auth, TLS and membership changes (`member add/remove`). Raft log compaction is in
-//! (`member/snapshots.rs`): every `snapshot_count` entries a member snapshots its
-//! store and drops old log entries, and a member that fell behind catches up from the
-//! leader's snapshot.
+//! (`member/snapshots.rs`): every `snapshot_count` entries a member drops old log
+//! entries, and a member that fell behind catches up from a snapshot of the leader's
+//! store, built when it is needed.
 
 #![warn(missing_docs)]
 

@@ -61,9 +61,9 @@ pub trait Storage: raft::Storage + Clone {
     /// Reads the store back and the index of the last entry applied to it.
     fn load_store(&self) -> (MvccStore, u64);
 
-    /// Keeps `snapshot` (the store at its index) for followers too far behind to catch
-    /// up from the log, then drops log entries before `compact_to`.
-    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64);
+    /// Drops log entries before `compact_to`. A follower that needs them gets a
+    /// snapshot instead ([`Storage::snapshot_of_store`]).
+    fn compact(&self, compact_to: u64);
     /// Installs a snapshot sent by the leader: the log restarts after its index and the
     /// store becomes `store`, applied up to that index.
     fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore);
@@ -82,6 +82,27 @@ pub trait Storage: raft::Storage + Clone {
     /// Bytes the data directory takes (etcdctl's "DB SIZE"); 0 where not meaningful.
     fn size_on_disk(&self) -> u64 {
         0
+    }
+
+    /// A Raft snapshot of the store as persisted: its data is a snapshot file of the
+    /// whole store, its index the last entry applied to it. Built only when a follower
+    /// needs one, as etcd sends its backend file then; keeping one ready at every
+    /// compaction would cost a copy of the store each time.
+    fn snapshot_of_store(&self, request_index: u64) -> raft::Result<Snapshot> {
+        let unavailable = || raft::Error::Store(raft::StorageError::SnapshotTemporarilyUnavailable);
+        let (store, applied) = self.load_store();
+        if applied < request_index {
+            return Err(unavailable());
+        }
+        let term = self.term(applied).map_err(|_| unavailable())?;
+        let conf_state = self.initial_state()?.conf_state;
+        let mut snapshot = Snapshot::default();
+        snapshot.set_data(crate::snapshot::encode(&store).into());
+        let meta = snapshot.mut_metadata();
+        meta.index = applied;
+        meta.term = term;
+        meta.set_conf_state(conf_state);
+        Ok(snapshot)
     }
 
     /// Every entry in the log.
@@ -111,7 +132,6 @@ struct MemBackend {
     applied_index: u64,
     members: Vec<MemberInfo>,
     leases: BTreeMap<i64, i64>,
-    snapshot: Option<Snapshot>,
 }
 
 /// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for
@@ -199,8 +219,7 @@ impl Storage for MemDisk {
         backend.applied_index = applied_index;
     }
 
-    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64) {
-        self.backend().snapshot = Some(snapshot);
+    fn compact(&self, compact_to: u64) {
         self.raft
             .wl()
             .compact(compact_to)
@@ -217,7 +236,6 @@ impl Storage for MemDisk {
         backend.compacted = store.compact_revision();
         backend.leases = store.leases().collect();
         backend.applied_index = snapshot.get_metadata().index;
-        backend.snapshot = Some(snapshot.clone());
     }
 
     fn save_members(&self, members: &[MemberInfo]) {
@@ -268,11 +286,6 @@ impl raft::Storage for MemDisk {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        match &self.backend().snapshot {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s.clone()),
-            _ => Err(raft::Error::Store(
-                raft::StorageError::SnapshotTemporarilyUnavailable,
-            )),
-        }
+        self.snapshot_of_store(request_index)
     }
 }

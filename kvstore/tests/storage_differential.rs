@@ -31,8 +31,8 @@ enum Op {
         compact: bool,
     },
     Sync,
-    /// Save a raft snapshot at an index in the log and compact before another.
-    SaveSnapshot {
+    /// Compact the log before an index in it.
+    Compact {
         at: u8,
         compact: u8,
     },
@@ -49,7 +49,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (prop::collection::vec((0u8..4, any::<u8>()), 0..4), any::<bool>())
             .prop_map(|(writes, compact)| Op::Apply { writes, compact }),
         1 => Just(Op::Sync),
-        1 => (any::<u8>(), any::<u8>()).prop_map(|(at, compact)| Op::SaveSnapshot { at, compact }),
+        1 => (any::<u8>(), any::<u8>()).prop_map(|(at, compact)| Op::Compact { at, compact }),
         1 => (1u8..5).prop_map(|ahead| Op::InstallSnapshot { ahead }),
     ]
 }
@@ -152,16 +152,15 @@ fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
                 mem.sync();
                 sled.sync();
             }
-            Op::SaveSnapshot { at, compact } => {
+            Op::Compact { at, compact } => {
                 let (first, last) = (mem.first_index().unwrap(), mem.last_index().unwrap());
                 if last < first {
                     continue;
                 }
                 let index = first + u64::from(*at) % (last - first + 1);
                 let compact_to = first + u64::from(*compact) % (index - first + 1);
-                let snap = snapshot_at(index, mem.term(index).unwrap(), &store);
-                mem.save_snapshot(snap.clone(), compact_to);
-                sled.save_snapshot(snap, compact_to);
+                mem.compact(compact_to);
+                sled.compact(compact_to);
             }
             Op::InstallSnapshot { ahead } => {
                 let index = mem.last_index().unwrap() + u64::from(*ahead);

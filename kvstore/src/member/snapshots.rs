@@ -2,14 +2,16 @@
 //! catches up.
 //!
 //! Every applied entry stays in the Raft log until something removes it. Every
-//! `snapshot_count` entries the member serialises its whole store (the same file format
-//! as `etcdctl snapshot save`, see [`crate::snapshot`]) as a Raft snapshot at the
-//! applied index, and drops the log entries more than [`CATCH_UP_ENTRIES`] (or
-//! `snapshot_count`, if smaller) before it: a follower only a little behind still
-//! catches up from the log.
+//! `snapshot_count` entries the member drops the log entries more than
+//! [`CATCH_UP_ENTRIES`] (or `snapshot_count`, if smaller) behind what it applied: a
+//! follower only a little behind still catches up from the log.
 //! When a follower needs entries the leader no longer has — it was down for a long
-//! time, or it is new — raft-rs sends it the snapshot instead; the follower replaces
-//! its store with the snapshot's and continues from there with the log.
+//! time, or it is new — raft-rs asks the leader's storage for a snapshot and sends it
+//! instead. The storage builds it then, from the store it has on disk
+//! ([`crate::storage::Storage::snapshot_of_store`]: the same file format as `etcdctl
+//! snapshot save`, see [`crate::snapshot`]), as etcd sends its backend file; the
+//! follower replaces its store with the snapshot's and continues from there with the
+//! log.
 
 use raft::eraftpb::Snapshot;
 
@@ -21,26 +23,16 @@ use crate::watch::WatchEvents;
 pub const CATCH_UP_ENTRIES: u64 = 5000;
 
 impl<S: Storage> Member<S> {
-    /// Takes a snapshot if `snapshot_count` entries were applied since the last one.
+    /// Compacts the log if `snapshot_count` entries were applied since the last time.
     pub(super) fn maybe_snapshot(&mut self) {
         let every = self.config.snapshot_count;
         if every == 0 || self.applied_index < self.last_snapshot + every {
             return;
         }
-        let index = self.applied_index;
-        let storage = self.raft.store().clone();
-        let Ok(term) = storage.term(index) else {
-            return; // not in the log (just installed from a snapshot): nothing to do
-        };
-        let mut snapshot = Snapshot::default();
-        snapshot.set_data(crate::snapshot::encode(&self.store).into());
-        let meta = snapshot.mut_metadata();
-        meta.index = index;
-        meta.term = term;
-        meta.set_conf_state(self.raft.raft.prs().conf().to_conf_state());
         let keep = every.min(CATCH_UP_ENTRIES);
-        storage.save_snapshot(snapshot, index.saturating_sub(keep).max(1));
-        self.last_snapshot = index;
+        let compact_to = self.applied_index.saturating_sub(keep).max(1);
+        self.raft.store().compact(compact_to);
+        self.last_snapshot = self.applied_index;
     }
 
     /// Replaces this member's store with the one in a snapshot from the leader.

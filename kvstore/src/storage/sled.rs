@@ -7,7 +7,6 @@
 //! | tree   | key                                   | value                              |
 //! |--------|---------------------------------------|------------------------------------|
 //! | `raft` | `members`                             | names and URLs (`MemberListResponse`) |
-//! | `raft` | `snap`                                | the last raft snapshot (its data is a kvstore snapshot file) |
 //! | `raft` | `installing`                          | while a leader's snapshot replaces the store: its metadata |
 //! | `mvcc` | `r` + main (8 BE) + `_` + sub (8 BE)  | tombstone flag (1 byte) + `mvccpb.KeyValue` |
 //! | `mvcc` | `l` + lease ID (8 BE)                 | granted TTL in seconds (8 BE)      |
@@ -34,7 +33,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
-use raft::{GetEntriesContext, RaftState, StorageError};
+use raft::{GetEntriesContext, RaftState};
 
 use super::backend::Backend;
 use super::wal::Wal;
@@ -46,7 +45,6 @@ use crate::proto::etcdserverpb::{Member, MemberListResponse};
 use crate::proto::mvccpb::KeyValue;
 
 const MEMBERS: &[u8] = b"members";
-const SNAPSHOT: &[u8] = b"snap";
 const INSTALLING: &[u8] = b"installing";
 const REVISION: u8 = b'r';
 const LEASE: u8 = b'l';
@@ -208,13 +206,6 @@ impl SledStorage {
         self.wal.lock().expect("no thread panicked holding the wal")
     }
 
-    fn saved_snapshot(&self) -> Option<Snapshot> {
-        let bytes = fatal(self.raft.get(SNAPSHOT), "read the snapshot")?;
-        let mut snapshot = Snapshot::default();
-        fatal(snapshot.merge_from_bytes(&bytes), "decode the snapshot");
-        Some(snapshot)
-    }
-
     fn flush_store(&self) {
         self.backend.wait();
         fatal(self.db.flush(), "flush the key-value store to disk");
@@ -293,9 +284,7 @@ impl Storage for SledStorage {
         list.members.into_iter().map(MemberInfo::from).collect()
     }
 
-    fn save_snapshot(&self, snapshot: Snapshot, compact_to: u64) {
-        let bytes = fatal(snapshot.write_to_bytes(), "encode the snapshot");
-        fatal(self.raft.insert(SNAPSHOT, bytes), "save the snapshot");
+    fn compact(&self, compact_to: u64) {
         // The log is about to lose entries: what the store applied must be on disk.
         self.flush_store();
         fatal(self.wal().compact(compact_to), "compact the raft log");
@@ -303,13 +292,6 @@ impl Storage for SledStorage {
 
     fn install_snapshot(&self, snapshot: &Snapshot, store: &MvccStore) {
         let meta = snapshot.get_metadata();
-        fatal(
-            self.raft.insert(
-                SNAPSHOT,
-                fatal(snapshot.write_to_bytes(), "encode the snapshot"),
-            ),
-            "save the snapshot",
-        );
         // The store is replaced wholesale: drop every revision and lease, then write
         // the snapshot's, with the snapshot's index as the applied index.
         // Changes gathered before the snapshot are superseded by it.
@@ -408,13 +390,7 @@ impl raft::Storage for SledStorage {
     }
 
     fn snapshot(&self, request_index: u64, _to: u64) -> raft::Result<Snapshot> {
-        // The last snapshot this member saved, for a follower behind the log's start.
-        match self.saved_snapshot() {
-            Some(s) if s.get_metadata().index >= request_index => Ok(s),
-            _ => Err(raft::Error::Store(
-                StorageError::SnapshotTemporarilyUnavailable,
-            )),
-        }
+        self.snapshot_of_store(request_index)
     }
 }
 

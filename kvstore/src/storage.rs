@@ -52,8 +52,10 @@ pub trait Storage: raft::Storage + Clone {
     fn set_commit(&self, commit: u64);
     /// Records the cluster configuration.
     fn set_conf_state(&self, conf_state: &ConfState);
-    /// Makes everything written so far durable. The member calls it once per Ready,
-    /// after writing entries and hard state and before releasing any message.
+    /// Makes everything written so far durable. The member calls it at most once per
+    /// Ready — when entries, the term or the vote changed — after writing them and
+    /// before releasing any message that depends on them (a leader's appends do not:
+    /// see [`crate::Member::ready_sending`]).
     fn sync(&self);
     /// Records the store's changes and the index of the last entry they cover, as one
     /// atomic write.

@@ -17,14 +17,14 @@
 //! history sorts by revision and a watch replay is a range scan. Big-endian numbers
 //! sort the way the numbers do.
 //!
-//! Durability: [`Storage::sync`] syncs the WAL — the member calls it once per Ready,
-//! before any message leaves. The store's changes are gathered and written as one sled
+//! Durability: [`Storage::sync`] syncs the WAL — the member calls it in a Ready that
+//! wrote entries, a term or a vote, before the messages that depend on them leave. The store's changes are gathered and written as one sled
 //! batch, with the applied index they reach, every 100 ms or 10 000 changes, on a
 //! writer thread ([`super::backend`]; a sled batch costs two buffer writes however
 //! small it is). They are not flushed on their own: if a crash loses them, it loses
 //! the applied index in the same batch, and the member applies those entries again
 //! from the durable log. The store *is* flushed before the log drops entries (a
-//! snapshot), so the log always reaches back to what the store on disk has applied.
+//! compaction), so the log always reaches back to what the store on disk has applied.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -29,7 +29,10 @@
 //! name, synced, renamed, and only then are older segments deleted, so a crash at any
 //! point leaves one complete segment to read. A record cut short by a crash (a torn
 //! write at the tail) fails its length or checksum; the segment is truncated before it,
-//! as etcd repairs its last WAL file. A bad record anywhere else is an error.
+//! as etcd repairs its last WAL file. The first record that fails its checksum ends the
+//! log wherever it is: a torn tail and damage in the middle look alike here (etcd tells
+//! them apart; this does not). A record that passes its checksum but does not decode is
+//! an error.
 //!
 //! In memory the log is a [`Log`], with exactly raft-rs's `MemStorage` semantics (the
 //! storage differential test holds the two side by side). Once an entry is applied and
@@ -549,7 +552,7 @@ impl Wal {
 
     /// Bytes of the current segment (written so far).
     pub fn size(&self) -> u64 {
-        self.file.metadata().map_or(0, |m| m.len())
+        self.written
     }
 
     fn rewrite(&mut self) -> Result<()> {

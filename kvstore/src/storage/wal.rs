@@ -34,6 +34,21 @@
 //! them apart; this does not). A record that passes its checksum but does not decode is
 //! an error.
 //!
+//! ## Preallocation: why a segment ends in zeros
+//!
+//! `fdatasync` of a file that grew must also commit the file's new size (and, on ext4,
+//! its newly allocated blocks) through the filesystem journal: a second write to a
+//! second place on the disk. Overwriting bytes that are already allocated and written
+//! needs only the data itself. So the segment is grown ahead of its records, a mebibyte
+//! of zeros at a time ([`PREALLOCATE`]), and records overwrite the zeros. Measured on
+//! this project's machine (ext4, 400-byte records): 170–240 µs per `write` +
+//! `fdatasync` when appending, 160 µs over space reserved with `fallocate` (what etcd
+//! 3.4 does for its 64 MB segments: the blocks are reserved but marked unwritten, and
+//! marking them written is a journal commit), 120 µs over zeros. The zeros cost one
+//! larger `fdatasync` per mebibyte (about 1.3 ms, once every 2 500 entries or so).
+//! Reading the segment back, the zeros end it like a torn tail does: a zero header
+//! fails its checksum (the CRC-32 of a kind byte 0 is not 0).
+//!
 //! In memory the log is a [`Log`], with exactly raft-rs's `MemStorage` semantics (the
 //! storage differential test holds the two side by side). Once an entry is applied and
 //! on disk, the log keeps only its index, term and place in the file
@@ -58,6 +73,8 @@ const HARD_STATE: u8 = 2;
 const CONF_STATE: u8 = 3;
 const BASE: u8 = 4;
 const HEADER: usize = 9;
+/// The segment grows by this many zero bytes at a time, ahead of its records.
+pub const PREALLOCATE: u64 = 1 << 20;
 
 /// One entry of the log: in memory, or — once applied — only in the segment file.
 #[derive(Debug, Clone)]
@@ -225,8 +242,10 @@ pub struct Wal {
     dir: PathBuf,
     file: File,
     sequence: u64,
-    /// Bytes of the segment on disk; records in `pending` start here.
+    /// Bytes of records in the segment on disk; records in `pending` start here.
     written: u64,
+    /// The segment's length: records, then zeros up to here (see [`PREALLOCATE`]).
+    allocated: u64,
     pending: Vec<u8>,
     log: Log,
     /// Entries up to this index were released (are read back from the segment).
@@ -384,7 +403,7 @@ impl Wal {
         let path = dir.join(segment_name(sequence));
         let mut file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| io_error("open the wal", e))?;
         let mut bytes = Vec::new();
@@ -400,7 +419,8 @@ impl Wal {
             File::open(&path).map_err(|e| io_error("open the wal", e))?,
         ));
         if good < bytes.len() {
-            // A torn write at the tail: drop it, as etcd repairs its last file.
+            // The zeros grown ahead and, after a crash, a torn write: drop them (etcd
+            // repairs its last file the same way). The next sync grows it again.
             file.set_len(good as u64)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_error("truncate the wal's torn tail", e))?;
@@ -410,6 +430,7 @@ impl Wal {
             file,
             sequence,
             written: good as u64,
+            allocated: good as u64,
             pending: Vec::new(),
             log,
             released: 0,
@@ -434,7 +455,7 @@ impl Wal {
             let _ = fs::remove_file(dir.join(segment_name(older)));
         }
         let file = OpenOptions::new()
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| io_error("open a wal segment", e))?;
         log.file = Some(Arc::new(
@@ -445,6 +466,7 @@ impl Wal {
             file,
             sequence,
             written: records.len() as u64,
+            allocated: records.len() as u64,
             pending: Vec::new(),
             log,
             released: 0,
@@ -536,16 +558,28 @@ impl Wal {
     }
 
     /// Writes the records not yet written and waits until the disk has them
-    /// (`fdatasync`). Nothing to write, nothing to wait for.
+    /// (`fdatasync`). Nothing to write, nothing to wait for. When the records reach
+    /// the end of the zeros, the segment grows by [`PREALLOCATE`] more in the same
+    /// write-and-sync. A failed write is retried at the same offset by the next call.
     pub fn sync(&mut self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         if self.pending.is_empty() {
             return Ok(());
         }
+        let end = self.written + self.pending.len() as u64;
+        let grow_to = (end > self.allocated).then(|| (end / PREALLOCATE + 1) * PREALLOCATE);
         self.file
-            .write_all(&self.pending)
+            .write_all_at(&self.pending, self.written)
+            .and_then(|()| match grow_to {
+                Some(to) => self.file.write_all_at(&vec![0; (to - end) as usize], end),
+                None => Ok(()),
+            })
             .and_then(|()| self.file.sync_data())
             .map_err(|e| io_error("write the wal", e))?;
-        self.written += self.pending.len() as u64;
+        if let Some(to) = grow_to {
+            self.allocated = to;
+        }
+        self.written = end;
         self.pending.clear();
         Ok(())
     }
@@ -646,16 +680,18 @@ mod tests {
         let mut wal = Wal::open(dir.path(), &voters()).unwrap();
         wal.append(&[entry(1, 1), entry(2, 1)]).unwrap();
         wal.sync().unwrap();
+        let len = wal.size();
         drop(wal);
-        // The last record was only half written when the power went.
+        // The last record was only half written when the power went: its last bytes
+        // are still the zeros grown ahead of it.
         let path = dir.path().join(segment_name(1));
-        let len = fs::metadata(&path).unwrap().len();
-        OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(len - 5)
-            .unwrap();
+        let file = OpenOptions::new().write(true).open(&path).unwrap();
+        assert!(
+            file.metadata().unwrap().len() > len,
+            "zeros follow the records"
+        );
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0; 5], len - 5).unwrap();
+        drop(file);
 
         let mut wal = Wal::open(dir.path(), &voters()).unwrap();
         assert_eq!(wal.log().last_index(), 1, "the torn entry is gone");
@@ -665,6 +701,43 @@ mod tests {
         let wal = Wal::open(dir.path(), &voters()).unwrap();
         assert_eq!(wal.log().last_index(), 2);
         assert_eq!(wal.log().term(2).unwrap(), 3, "written after the cut");
+    }
+
+    #[test]
+    fn the_segment_grows_in_zeros_ahead_of_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(segment_name(1));
+        let length = || fs::metadata(&path).unwrap().len();
+        let mut wal = Wal::open(dir.path(), &voters()).unwrap();
+        wal.append(&[entry(1, 1)]).unwrap();
+        wal.sync().unwrap();
+        assert_eq!(
+            length(),
+            PREALLOCATE,
+            "one step of zeros after the first sync"
+        );
+        // Records up to and past the first step: the segment grows once more.
+        let mut index = 1;
+        while wal.size() <= PREALLOCATE {
+            let batch: Vec<Entry> = (index + 1..=index + 500).map(|i| entry(i, 1)).collect();
+            index += 500;
+            wal.append(&batch).unwrap();
+            wal.sync().unwrap();
+        }
+        assert_eq!(length(), 2 * PREALLOCATE);
+        drop(wal);
+        // Reopened, the zeros are cut off; every record is there and the log goes on.
+        let mut wal = Wal::open(dir.path(), &voters()).unwrap();
+        assert_eq!(length(), wal.size());
+        assert_eq!(wal.log().last_index(), index);
+        wal.append(&[entry(index + 1, 2)]).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path(), &voters()).unwrap();
+        assert_eq!(wal.log().last_index(), index + 1);
+        let all = wal.log().entries(1, index + 2, None).unwrap();
+        assert!(all.iter().zip(1..).all(|(e, i)| e.index == i));
+        assert_eq!(all[index as usize].term, 2);
     }
 
     #[test]

@@ -449,7 +449,7 @@ impl<S: Storage> Member<S> {
         if watcher.create.start_revision > 0 {
             let history = self.store.events_since(watcher.create.start_revision)?;
             watcher.next_revision = watcher.create.start_revision;
-            let events = watcher.filter(&history);
+            let events = watcher.filter(&history, |kv| self.store.version_before(kv));
             watcher.next_revision = watcher.next_revision.max(self.store.current_revision() + 1);
             if !events.is_empty() {
                 self.out.watch_events.push(WatchEvents { watch_id, events });

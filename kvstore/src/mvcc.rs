@@ -234,10 +234,10 @@ impl MvccStore {
         let live: Vec<KeyValue> = self
             .index
             .keys()
-            .filter_map(|k| self.visible(k, now))
+            .filter_map(|k| self.visible_as(k, now, false))
             .collect();
         for kv in live {
-            self.leases.reattach(&kv.key, None, Some(&kv));
+            self.leases.reattach(&kv.key, 0, Some(&kv));
         }
         self
     }
@@ -320,6 +320,28 @@ impl MvccStore {
             .map(|(revision, stored)| self.load(revision, stored))
     }
 
+    /// [`MvccStore::visible`] with its value only `if with_value`; without, `value` is
+    /// left empty. A write needs the version, revisions and lease of what it replaces,
+    /// rarely the value, and an evicted value is a read from disk (as etcd's put reads
+    /// its in-memory index, not bbolt).
+    fn visible_as(&self, key: &[u8], at: i64, with_value: bool) -> Option<KeyValue> {
+        if with_value {
+            return self.visible(key, at);
+        }
+        self.visible_stored(key, at).map(|(_, stored)| KeyValue {
+            value: Vec::new(),
+            ..stored.kv.clone()
+        })
+    }
+
+    /// The version an event's change replaced (`None` for a key's first version, or
+    /// when compaction has removed it): what a watch with `prev_kv` sends with the
+    /// event. Looked up when the event is sent to such a watch, as etcd does, so that
+    /// a write reads no old value nobody asked for.
+    pub fn version_before(&self, kv: &KeyValue) -> Option<KeyValue> {
+        self.visible(&kv.key, kv.mod_revision - 1)
+    }
+
     /// [`MvccStore::visible`] without reading the value.
     fn visible_stored(&self, key: &[u8], at: i64) -> Option<(&Revision, &Stored)> {
         let revs = self.index.get(key)?;
@@ -366,9 +388,10 @@ impl MvccStore {
             req.revision
         };
         self.check_readable(at)?;
+        let with_values = range_reads_values(req);
         let kvs: Vec<KeyValue> = self
             .keys_in_range(&req.key, &req.range_end)
-            .filter_map(|k| self.visible(k, at))
+            .filter_map(|k| self.visible_as(k, at, with_values))
             .collect();
         Ok(shape_range(kvs, req))
     }
@@ -431,11 +454,11 @@ impl MvccStore {
                 ),
             };
             let new = (!tombstone).then_some(&kv);
-            self.leases.reattach(&change.key, change.prev.as_ref(), new);
+            self.leases.reattach(&change.key, change.prev_lease, new);
             events.push(Event {
                 r#type: kind as i32,
                 kv: Some(kv.clone()),
-                prev_kv: change.prev,
+                prev_kv: None, // filled in for the watches that ask (version_before)
             });
             self.unsaved.push(Mutation::Put {
                 revision: rev,
@@ -483,7 +506,7 @@ impl MvccStore {
     }
 
     /// Every retained change from `start_revision` on, as watch events in revision
-    /// order, each with the key's previous version when it is still retained.
+    /// order (without `prev_kv`, as [`MvccStore::apply`]'s).
     pub fn events_since(&self, start_revision: i64) -> Result<Vec<Event>> {
         if start_revision < self.compacted {
             return Err(Error::Compacted {
@@ -498,13 +521,6 @@ impl MvccStore {
             .revs
             .range(from..)
             .map(|(rev, stored)| {
-                let key_revs = &self.index[&stored.kv.key];
-                let pos = key_revs.binary_search(rev).unwrap_or(0);
-                let prev_kv = pos
-                    .checked_sub(1)
-                    .map(|p| (&key_revs[p], &self.revs[&key_revs[p]]))
-                    .filter(|(_, s)| !s.tombstone)
-                    .map(|(r, s)| self.load(r, s));
                 let kind = if stored.tombstone {
                     EventType::Delete
                 } else {
@@ -513,7 +529,7 @@ impl MvccStore {
                 Event {
                     r#type: kind as i32,
                     kv: Some(self.load(rev, stored)),
-                    prev_kv,
+                    prev_kv: None,
                 }
             })
             .collect();
@@ -562,6 +578,11 @@ impl Fnv {
             self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
         }
     }
+}
+
+/// Whether a range needs the values (a count, or keys not sorted by value, do not).
+fn range_reads_values(req: &RangeRequest) -> bool {
+    !req.count_only && (!req.keys_only || req.sort_target == SortTarget::Value as i32)
 }
 
 /// Turns the keys found in a range into the response etcd gives: `count` is every key

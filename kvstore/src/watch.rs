@@ -10,7 +10,7 @@
 //! events that `MvccStore::apply` returns and collects [`WatchEvents`] in its `Ready`.
 
 use crate::mvcc::key_in_range;
-use crate::proto::mvccpb::Event;
+use crate::proto::mvccpb::{Event, KeyValue};
 
 /// What a client asks when it creates a watch (etcd's `WatchCreateRequest`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,8 +47,14 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// Keeps the events this watcher wants and has not seen, shaped as it asked.
-    pub fn filter(&mut self, events: &[Event]) -> Vec<Event> {
+    /// Keeps the events this watcher wants and has not seen, shaped as it asked: with
+    /// `prev_kv`, each event gets the version it replaced from `version_before` (the
+    /// store's [`crate::mvcc::MvccStore::version_before`]; events arrive without it).
+    pub fn filter(
+        &mut self,
+        events: &[Event],
+        version_before: impl Fn(&KeyValue) -> Option<KeyValue>,
+    ) -> Vec<Event> {
         let mut out = Vec::new();
         for event in events {
             let Some(kv) = &event.kv else { continue };
@@ -58,9 +64,11 @@ impl Watcher {
                 continue;
             }
             let mut event = event.clone();
-            if !self.create.prev_kv {
-                event.prev_kv = None;
-            }
+            event.prev_kv = if self.create.prev_kv {
+                version_before(kv)
+            } else {
+                None
+            };
             out.push(event);
         }
         if let Some(last) = out.last().and_then(|e| e.kv.as_ref()) {

@@ -26,6 +26,11 @@ struct Args {
     /// Client URLs of the members.
     #[arg(long, value_delimiter = ',', required = true)]
     endpoints: Vec<String>,
+    /// Also write every operation of `put` and `range` to this file, one line each:
+    /// when it started and how long it took (ms since the run began), to see where a
+    /// latency tail comes from.
+    #[arg(long)]
+    trace: Option<std::path::PathBuf>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -90,17 +95,38 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 fn report(name: &str, samples: &mut [Duration], elapsed: Duration, errors: usize) {
     samples.sort();
     println!(
-        "workload={name} ops={} errors={errors} ops_per_sec={:.0} p50_ms={:.3} p99_ms={:.3}",
+        "workload={name} ops={} errors={errors} ops_per_sec={:.0} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
         samples.len(),
         samples.len() as f64 / elapsed.as_secs_f64(),
         percentile(samples, 0.50),
         percentile(samples, 0.99),
+        percentile(samples, 0.999),
+        percentile(samples, 1.0),
     );
+}
+
+/// Writes `(start, latency)` of each operation, in order of start, as milliseconds.
+fn write_trace(path: &std::path::Path, mut ops: Vec<(Duration, Duration)>) {
+    use std::fmt::Write as _;
+    ops.sort();
+    let mut out = String::from("start_ms latency_ms\n");
+    for (start, latency) in ops {
+        let _ = writeln!(
+            out,
+            "{:.3} {:.3}",
+            start.as_secs_f64() * 1e3,
+            latency.as_secs_f64() * 1e3
+        );
+    }
+    if let Err(e) = std::fs::write(path, out) {
+        eprintln!("etcd-bench: cannot write the trace {}: {e}", path.display());
+    }
 }
 
 /// Runs `clients` tasks over `conns` connections, `total` operations in all.
 async fn drive<F, Fut>(
     name: &str,
+    trace: Option<&std::path::Path>,
     endpoints: &[String],
     clients: usize,
     conns: usize,
@@ -126,7 +152,7 @@ async fn drive<F, Fut>(
             for i in 0..per {
                 let t = Instant::now();
                 if op(cl.clone(), (c * per + i) as u64).await {
-                    samples.push(t.elapsed());
+                    samples.push((t - start, t.elapsed()));
                 } else {
                     errors += 1;
                 }
@@ -134,14 +160,19 @@ async fn drive<F, Fut>(
             (samples, errors)
         }));
     }
-    let mut samples = Vec::with_capacity(total);
+    let mut ops = Vec::with_capacity(total);
     let mut errors = 0;
     for t in tasks {
         let (s, e) = t.await.expect("a client task");
-        samples.extend(s);
+        ops.extend(s);
         errors += e;
     }
-    report(name, &mut samples, start.elapsed(), errors);
+    let elapsed = start.elapsed();
+    let mut samples: Vec<Duration> = ops.iter().map(|&(_, latency)| latency).collect();
+    report(name, &mut samples, elapsed, errors);
+    if let Some(path) = trace {
+        write_trace(path, ops);
+    }
 }
 
 fn value() -> Vec<u8> {
@@ -285,6 +316,7 @@ async fn main() -> ExitCode {
             let name = format!("put-{clients}c");
             drive(
                 &name,
+                args.trace.as_deref(),
                 &endpoints,
                 clients,
                 conns,
@@ -322,6 +354,7 @@ async fn main() -> ExitCode {
             };
             drive(
                 name,
+                args.trace.as_deref(),
                 &endpoints,
                 clients,
                 conns,

@@ -68,8 +68,9 @@ impl<S: Storage> Member<S> {
         let (result, events) = self.store.apply(&request);
         self.on_lease_applied(&request, result.is_ok());
         if !events.is_empty() {
+            let store = &self.store;
             for watcher in self.watchers.values_mut() {
-                let mine = watcher.filter(&events);
+                let mine = watcher.filter(&events, |kv| store.version_before(kv));
                 if !mine.is_empty() {
                     self.out.watch_events.push(WatchEvents {
                         watch_id: watcher.id,

@@ -64,7 +64,8 @@ impl<S: Storage> Member<S> {
             };
             match self.store.events_since(watcher.next_revision) {
                 Ok(history) => {
-                    let events = watcher.filter(&history);
+                    let store = &self.store;
+                    let events = watcher.filter(&history, |kv| store.version_before(kv));
                     if !events.is_empty() {
                         self.out.watch_events.push(WatchEvents {
                             watch_id: id,

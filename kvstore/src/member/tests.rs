@@ -191,6 +191,51 @@ fn a_crash_loses_what_was_not_persisted_and_keeps_what_was() {
 }
 
 #[test]
+fn a_watch_with_prev_kv_gets_the_version_each_event_replaced() {
+    let mut m = member(1, 1);
+    elect_alone(&mut m);
+    m.request(1, Request::put("a", "1")).unwrap();
+    m.request(2, Request::put("a", "2")).unwrap();
+    m.tick();
+    m.ready();
+    let watch = |prev_kv| WatchCreate {
+        key: b"a".to_vec(),
+        start_revision: 3, // replays the put of "2", then live
+        prev_kv,
+        ..Default::default()
+    };
+    m.watch(7, watch(true)).unwrap();
+    m.watch(8, watch(false)).unwrap();
+    m.request(3, Request::put("a", "3")).unwrap();
+    m.request(4, Request::delete("a")).unwrap();
+    m.tick();
+    let mut seen: Vec<(i64, Option<Vec<u8>>)> = m
+        .ready()
+        .watch_events
+        .iter()
+        .flat_map(|w| {
+            let id = w.watch_id;
+            w.events
+                .iter()
+                .map(move |e| (id, e.prev_kv.clone().map(|p| p.value)))
+        })
+        .collect();
+    seen.sort_by_key(|&(id, _)| id); // stable: each watch's events stay in order
+    let prev = |v: &str| Some(v.as_bytes().to_vec());
+    assert_eq!(
+        seen,
+        [
+            (7, prev("1")), // replayed: the put of "2" replaced "1"
+            (7, prev("2")),
+            (7, prev("3")), // the delete's previous version is what was deleted
+            (8, None),
+            (8, None),
+            (8, None),
+        ]
+    );
+}
+
+#[test]
 fn a_watch_replays_history_then_follows_live_writes() {
     let mut m = member(1, 1);
     elect_alone(&mut m);

@@ -33,9 +33,9 @@ pub(super) struct Leases {
 
 impl Leases {
     /// Moves `key` from the lease of its old version (if any) to that of its new one.
-    pub fn reattach(&mut self, key: &[u8], old: Option<&KeyValue>, new: Option<&KeyValue>) {
-        if let Some(old) = old.filter(|kv| kv.lease != 0) {
-            if let Some(keys) = self.keys.get_mut(&old.lease) {
+    pub fn reattach(&mut self, key: &[u8], old_lease: i64, new: Option<&KeyValue>) {
+        if old_lease != 0 {
+            if let Some(keys) = self.keys.get_mut(&old_lease) {
                 keys.remove(key);
             }
         }

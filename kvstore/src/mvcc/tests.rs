@@ -93,7 +93,8 @@ fn create_mod_version_through_put_put_delete_put() {
     assert_eq!(d.deleted, 1);
     assert_eq!(events[0].r#type, EventType::Delete as i32);
     assert_eq!(events[0].kv.as_ref().unwrap().mod_revision, 4);
-    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"b");
+    let deleted = events[0].kv.as_ref().unwrap();
+    assert_eq!(s.version_before(deleted).unwrap().value, b"b");
     assert!(get(&s, "foo").is_none());
     put(&mut s, "foo", "c");
     let kv = get(&s, "foo").unwrap();
@@ -112,7 +113,12 @@ fn prev_kv_on_put_and_delete() {
     }));
     let Ok(Response::Put(p)) = r else { panic!() };
     assert_eq!(p.prev_kv.unwrap().value, b"1");
-    assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"1");
+    assert!(events[0].prev_kv.is_none(), "a watch that asks looks it up");
+    let replaced = s.version_before(events[0].kv.as_ref().unwrap()).unwrap();
+    assert_eq!(
+        (replaced.value.as_slice(), replaced.mod_revision),
+        (&b"1"[..], 2)
+    );
     let (r, _) = s.apply(&Request::DeleteRange(DeleteRangeRequest {
         key: b"k".to_vec(),
         prev_kv: true,
@@ -315,14 +321,24 @@ fn compaction_forgets_the_past_but_keeps_the_compact_revision() {
 }
 
 #[test]
-fn events_since_replays_history_with_prev_kv() {
+fn events_since_replays_history_and_each_version_before_it() {
     let mut s = MvccStore::new();
     put(&mut s, "a", "1");
     put(&mut s, "a", "2");
+    put(&mut s, "a", "3");
     let events = s.events_since(2).unwrap();
-    assert_eq!(events.len(), 2);
-    assert!(events[0].prev_kv.is_none());
-    assert_eq!(events[1].prev_kv.as_ref().unwrap().value, b"1");
+    assert_eq!(events.len(), 3);
+    let before = |i: usize| s.version_before(events[i].kv.as_ref().unwrap());
+    assert!(
+        before(0).is_none(),
+        "the key's first version replaced nothing"
+    );
+    assert_eq!(before(1).unwrap().value, b"1");
+    assert_eq!(
+        before(2).unwrap().value,
+        b"2",
+        "the one just before, not the first"
+    );
     assert!(s.events_since(10).unwrap().is_empty());
 }
 
@@ -618,6 +634,7 @@ fn leases_survive_a_restore_with_their_keys() {
 struct ValueDisk {
     values: std::sync::Mutex<BTreeMap<Revision, Vec<u8>>>,
     written: std::sync::atomic::AtomicI64,
+    reads: std::sync::atomic::AtomicUsize,
 }
 
 impl values::ValueSource for ValueDisk {
@@ -626,8 +643,82 @@ impl values::ValueSource for ValueDisk {
     }
 
     fn value(&self, revision: Revision) -> Option<Vec<u8>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.values.lock().unwrap().get(&revision).cloned()
     }
+}
+
+impl ValueDisk {
+    /// Hands the store's changes to this disk, then lets the store drop what it has.
+    fn take_from(&self, store: &mut MvccStore) {
+        for mutation in store.take_mutations() {
+            let mut values = self.values.lock().unwrap();
+            match mutation {
+                Mutation::Put { revision, kv, .. } => {
+                    values.insert(revision, kv.value);
+                }
+                Mutation::Remove(revision) => {
+                    values.remove(&revision);
+                }
+                _ => {}
+            }
+        }
+        let now = store.current_revision();
+        self.written.store(now, std::sync::atomic::Ordering::SeqCst);
+        store.evict_written();
+    }
+
+    fn reads(&self) -> usize {
+        self.reads.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn writes_read_an_old_value_from_disk_only_when_they_return_or_compare_it() {
+    let disk = std::sync::Arc::new(ValueDisk::default());
+    let mut s = MvccStore::new();
+    s.set_value_source(disk.clone());
+    put(&mut s, "k", "1");
+    disk.take_from(&mut s);
+    // Overwriting, deleting and comparing revisions need the old version's numbers,
+    // which stay in memory, not its value.
+    put(&mut s, "k", "2");
+    disk.take_from(&mut s);
+    let guarded = TxnRequest {
+        compare: vec![cmp(
+            "k",
+            compare::CompareTarget::Mod,
+            compare::CompareResult::Equal,
+            compare::TargetUnion::ModRevision(3),
+        )],
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: b"k".to_vec(),
+                value: b"3".to_vec(),
+                ..Default::default()
+            })),
+        }],
+        ..Default::default()
+    };
+    let (r, _) = s.apply(&Request::Txn(guarded));
+    let Ok(Response::Txn(t)) = r else { panic!() };
+    assert!(t.succeeded, "the compare saw revision 3");
+    disk.take_from(&mut s);
+    let (r, _) = s.apply(&Request::delete("k"));
+    assert!(r.is_ok());
+    assert_eq!(disk.reads(), 0, "no old value was read");
+    // A put that returns the old value reads it, once.
+    put(&mut s, "k", "5");
+    disk.take_from(&mut s);
+    let (r, _) = s.apply(&Request::Put(PutRequest {
+        key: b"k".to_vec(),
+        value: b"6".to_vec(),
+        prev_kv: true,
+        ..Default::default()
+    }));
+    let Ok(Response::Put(p)) = r else { panic!() };
+    assert_eq!(p.prev_kv.unwrap().value, b"5");
+    assert_eq!(disk.reads(), 1);
 }
 
 #[test]
@@ -659,22 +750,7 @@ fn values_dropped_from_memory_read_back_the_same() {
         let expected = full.apply(request);
         assert_eq!(lean.apply(request), expected, "{request:?}");
         full.take_mutations();
-        // The disk gets the changes, then the store drops what the disk has.
-        for mutation in lean.take_mutations() {
-            let mut values = disk.values.lock().unwrap();
-            match mutation {
-                Mutation::Put { revision, kv, .. } => {
-                    values.insert(revision, kv.value);
-                }
-                Mutation::Remove(revision) => {
-                    values.remove(&revision);
-                }
-                _ => {}
-            }
-        }
-        disk.written
-            .store(lean.current_revision(), std::sync::atomic::Ordering::SeqCst);
-        lean.evict_written();
+        disk.take_from(&mut lean);
     }
     assert_eq!(lean.values_in_memory(), 0, "every value is on disk only");
     assert!(full.values_in_memory() > 0);
@@ -688,7 +764,11 @@ fn values_dropped_from_memory_read_back_the_same() {
         assert_eq!(lean.range(&all), full.range(&all), "at revision {at}");
     }
     let since = lean.compact_revision();
-    assert_eq!(lean.events_since(since), full.events_since(since));
+    let events = lean.events_since(since).unwrap();
+    assert_eq!(events, full.events_since(since).unwrap());
+    for kv in events.iter().filter_map(|e| e.kv.as_ref()) {
+        assert_eq!(lean.version_before(kv), full.version_before(kv));
+    }
     assert_eq!(lean.digest(), full.digest());
     assert!(lean.stored().eq(full.stored()));
     // A store that is never told about a disk keeps its values.

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{key_in_range, shape_range, MvccStore};
+use super::{key_in_range, range_reads_values, shape_range, MvccStore};
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
     compare::{CompareResult, CompareTarget, TargetUnion},
@@ -33,8 +33,8 @@ use crate::request::{Request, Response};
 pub(super) struct Change {
     pub key: Vec<u8>,
     pub kv: Option<KeyValue>,
-    /// The version it replaces, for watch events.
-    pub prev: Option<KeyValue>,
+    /// The lease of the version it replaces (0: none), which the key leaves.
+    pub prev_lease: i64,
 }
 
 /// A write in progress: reads see the store plus this transaction's own writes.
@@ -73,21 +73,28 @@ impl<'a> Tx<'a> {
         }
     }
 
-    /// The current version of `key`, as this transaction sees it.
-    fn get(&self, key: &[u8]) -> Option<KeyValue> {
+    /// The current version of `key`, as this transaction sees it; its value only if
+    /// `with_value` (see `MvccStore::visible_as`: the value may be a disk read).
+    fn get(&self, key: &[u8], with_value: bool) -> Option<KeyValue> {
         match self.staged.get(key) {
             Some(staged) => staged.clone(),
-            None => self.store.visible(key, self.store.current_revision()),
+            None => self
+                .store
+                .visible_as(key, self.store.current_revision(), with_value),
         }
     }
 
-    /// The current versions of every key in a range, as this transaction sees them.
-    fn scan(&self, key: &[u8], range_end: &[u8]) -> Vec<KeyValue> {
+    /// The current versions of every key in a range, as this transaction sees them;
+    /// values only if `with_value`.
+    fn scan(&self, key: &[u8], range_end: &[u8], with_value: bool) -> Vec<KeyValue> {
         let now = self.store.current_revision();
         let mut found: BTreeMap<Vec<u8>, KeyValue> = self
             .store
             .keys_in_range(key, range_end)
-            .filter_map(|k| self.store.visible(k, now).map(|kv| (k.clone(), kv)))
+            .filter_map(|k| {
+                let kv = self.store.visible_as(k, now, with_value)?;
+                Some((k.clone(), kv))
+            })
             .collect();
         for (k, staged) in &self.staged {
             if key_in_range(k, key, range_end) {
@@ -104,16 +111,26 @@ impl<'a> Tx<'a> {
         if req.revision > 0 {
             return self.store.range(req); // a read of the past: own writes are not there
         }
-        Ok(shape_range(self.scan(&req.key, &req.range_end), req))
+        let with_values = range_reads_values(req);
+        Ok(shape_range(
+            self.scan(&req.key, &req.range_end, with_values),
+            req,
+        ))
     }
 
-    fn stage(&mut self, key: Vec<u8>, kv: Option<KeyValue>, prev: Option<KeyValue>) {
+    fn stage(&mut self, key: Vec<u8>, kv: Option<KeyValue>, prev: Option<&KeyValue>) {
         self.staged.insert(key.clone(), kv.clone());
-        self.changes.push(Change { key, kv, prev });
+        let prev_lease = prev.map_or(0, |p| p.lease);
+        self.changes.push(Change {
+            key,
+            kv,
+            prev_lease,
+        });
     }
 
     fn put(&mut self, req: &PutRequest) -> Result<PutResponse> {
-        let prev = self.get(&req.key);
+        // The old value is read only if this put returns or keeps it.
+        let prev = self.get(&req.key, req.prev_kv || req.ignore_value);
         if (req.ignore_value || req.ignore_lease) && prev.is_none() {
             return Err(Error::KeyNotFound);
         }
@@ -137,7 +154,7 @@ impl<'a> Tx<'a> {
             value,
             lease,
         };
-        self.stage(req.key.clone(), Some(kv), prev.clone());
+        self.stage(req.key.clone(), Some(kv), prev.as_ref());
         Ok(PutResponse {
             header: None,
             prev_kv: if req.prev_kv { prev } else { None },
@@ -146,16 +163,16 @@ impl<'a> Tx<'a> {
 
     /// Deletes one key if it exists (a lease's keys when it ends).
     pub fn delete_key(&mut self, key: &[u8]) {
-        if let Some(kv) = self.get(key) {
-            self.stage(key.to_vec(), None, Some(kv));
+        if let Some(kv) = self.get(key, false) {
+            self.stage(key.to_vec(), None, Some(&kv));
         }
     }
 
     fn delete_range(&mut self, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse> {
-        let doomed = self.scan(&req.key, &req.range_end);
+        let doomed = self.scan(&req.key, &req.range_end, req.prev_kv);
         let deleted = doomed.len() as i64;
         for kv in &doomed {
-            self.stage(kv.key.clone(), None, Some(kv.clone()));
+            self.stage(kv.key.clone(), None, Some(kv));
         }
         Ok(DeleteRangeResponse {
             header: None,
@@ -203,8 +220,8 @@ impl<'a> Tx<'a> {
     /// as a zero `KeyValue` (version 0, revisions 0) — except on its value, which a
     /// missing key never matches.
     fn compare(&self, c: &Compare) -> bool {
-        let kvs = self.scan(&c.key, &c.range_end);
         let target = CompareTarget::try_from(c.target).unwrap_or(CompareTarget::Version);
+        let kvs = self.scan(&c.key, &c.range_end, target == CompareTarget::Value);
         if kvs.is_empty() {
             return target != CompareTarget::Value && compare_kv(c, target, &KeyValue::default());
         }

@@ -125,11 +125,17 @@ impl Client {
             Some(pem) => crate::pki::client_config(pem)?,
             None => crate::pki::client_config("")?,
         };
+        // Small writes go out at once (TCP_NODELAY), as Go's net package does for every
+        // client of the real apiserver; with Nagle's algorithm a request written while
+        // the previous one is unacknowledged can wait 40 ms for a delayed ACK.
+        let mut tcp = HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.enforce_http(false); // the TLS layer above decides between http and https
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

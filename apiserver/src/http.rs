@@ -188,6 +188,9 @@ pub async fn serve(
             accepted = listener.accept() => accepted?.0,
             Some(_) = connections.join_next() => continue,
         };
+        // Watch events and responses are small writes: send each at once (Go's net
+        // package sets TCP_NODELAY on every connection of the real apiserver).
+        let _ = tcp.set_nodelay(true);
         let server = server.clone();
         let tls = tls.clone();
         connections.spawn(async move {

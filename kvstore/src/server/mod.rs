@@ -4,8 +4,10 @@
 //! The deterministic [`Member`] does all the thinking. This module only gives it
 //! real-world edges, each in its own file:
 //!
-//! - [`driver`]: a thread that owns the member, ticks it on a timer (etcd's heartbeat
-//!   interval, 100 ms by default) and runs its Ready loop after every batch of events;
+//! - [`driver`]: the member's one thread, which owns the member, ticks it on a timer
+//!   (etcd's heartbeat interval, 100 ms by default) and runs its Ready loop after every
+//!   batch of events; the sockets below live on the same thread (see the driver for
+//!   why);
 //! - [`transport`]: Raft messages to and from the peers, over TCP on the peer URL;
 //! - [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services on the
 //!   client URL.
@@ -101,9 +103,9 @@ pub struct Server {
     pub client_addr: SocketAddr,
     /// Where peers connect.
     pub peer_addr: SocketAddr,
-    /// The member's own runtime: its sockets, connections and streams live here, so
-    /// stopping the member closes all of them at once, as a process exit would.
-    runtime: Option<tokio::runtime::Runtime>,
+    /// Ends the member's thread, whose runtime holds its sockets, connections and
+    /// streams: stopping the member closes all of them at once, as a process exit would.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -111,9 +113,8 @@ impl Server {
     /// Stops the member: every connection and stream closes, and its data directory
     /// is closed (it can be opened again).
     pub async fn stop(mut self) {
-        self.handle.stop().await;
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -123,8 +124,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
     }
 }
@@ -188,20 +189,18 @@ pub async fn start_on(
         .filter_map(|m| Some((m.id, host_port(m.peer_urls.first()?).to_string())))
         .collect();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(format!("member-{:x}-io", config.id))
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(io)?;
-    let _inside = runtime.enter();
+    let inside = runtime.enter();
     for listener in [&peer_listener, &client_listener] {
         listener.set_nonblocking(true).map_err(io)?;
     }
     let peer_listener = TcpListener::from_std(peer_listener).map_err(io)?;
     let client_listener = TcpListener::from_std(client_listener).map_err(io)?;
     let outbound = Outbound::start(config.network.0.clone(), peers);
-    let (handle, thread) = driver::spawn(member, config.heartbeat, outbound);
+    let (handle, inbox) = driver::channel();
 
     let api = grpc::Api::new(handle.clone());
     let grpc = tonic::transport::Server::builder()
@@ -219,12 +218,14 @@ pub async fn start_on(
             tracing::error!(error = %e, "the gRPC server stopped");
         }
     });
-    drop(_inside);
+    drop(inside);
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let thread = driver::spawn(runtime, inbox, member, config.heartbeat, outbound, stopped);
     Ok(Server {
         handle,
         client_addr,
         peer_addr,
-        runtime: Some(runtime),
+        stop: Some(stop),
         thread: Some(thread),
     })
 }

@@ -1,11 +1,17 @@
 //! Raft messages between members: length-prefixed protobuf over TCP.
 //!
 //! Each member listens on its peer URL (port 2380 by convention). For every other
-//! member it keeps one outbound connection fed by a queue; a frame is a 4-byte
-//! big-endian length followed by a raft-rs `Message` in protobuf. Raft does not need a
-//! reliable network — it retransmits what matters — so the transport is allowed to be
-//! simple: when a peer is down or its queue is full, messages are dropped, and the
+//! member it keeps one outbound connection; a frame is a 4-byte big-endian length
+//! followed by a raft-rs `Message` in protobuf. Raft does not need a reliable network
+//! — it retransmits what matters — so the transport is allowed to be simple: when a
+//! peer is down or too far behind in reading, messages are dropped, and the
 //! connection is retried.
+//!
+//! Sending is done by the driver itself, in the middle of its Ready loop: all the
+//! frames for a peer are written to the socket in one non-blocking system call
+//! ([`Outbound::send`]). Only what the socket cannot take at once, or what is sent
+//! while the connection is still being made, is left in the peer's backlog for its
+//! connection task to write when it can. Nothing waits for another thread.
 //!
 //! Outbound connections are made through the [`Network`] seam, and listening sockets
 //! are handed in by the caller (`server::start_on`), so the same code can later run
@@ -15,13 +21,15 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use super::driver::Handle;
 
@@ -61,26 +69,72 @@ pub fn host_port(url: &str) -> &str {
 /// The largest frame a peer may send (a batch of big entries).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
 
-/// Outbound queues, one per peer, and the channel on which sender tasks report peers
-/// they could not reach.
+/// Frames waiting for a peer may not grow past this (a bigger single message, such as
+/// a snapshot, is still taken when nothing else waits).
+const MAX_BACKLOG: usize = MAX_FRAME;
+
+/// One peer's outbound connection. The driver writes to it directly, on its own
+/// thread, the moment it has messages; the peer's connection task connects, notices a
+/// closed connection, and writes whatever the socket could not take at once.
+#[derive(Default)]
+struct Link {
+    /// The connection's write half; `None` while (re)connecting.
+    writer: Option<tokio::io::WriteHalf<Box<dyn Stream>>>,
+    /// Frames not written yet: the socket was full, or is not connected yet.
+    backlog: Vec<u8>,
+}
+
+impl Link {
+    /// Writes the backlog until it is empty or the socket is full (`Pending`).
+    fn poll_write_backlog(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.backlog.is_empty() {
+            let Some(writer) = self.writer.as_mut() else {
+                return Poll::Ready(Ok(())); // connecting: the task writes it later
+            };
+            match Pin::new(writer).poll_write(cx, &self.backlog) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.backlog.drain(..n);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
+    link.lock().expect("no thread panicked holding a peer link")
+}
+
+/// The outbound side of the transport: one link per peer, and the channel on which
+/// connection tasks report peers they could not reach.
 #[derive(Default)]
 pub struct Outbound {
-    peers: HashMap<u64, mpsc::Sender<Message>>,
+    peers: HashMap<u64, (Arc<Mutex<Link>>, Arc<Notify>)>,
     unreachable: Option<mpsc::UnboundedReceiver<u64>>,
 }
 
 impl Outbound {
-    /// Starts one sender task per peer (`id → host:port`) on the current runtime.
-    pub fn start(network: std::sync::Arc<dyn Network>, peers: HashMap<u64, String>) -> Self {
-        let mut queues = HashMap::new();
+    /// Starts one connection task per peer (`id → host:port`) on the current runtime.
+    pub fn start(network: Arc<dyn Network>, peers: HashMap<u64, String>) -> Self {
+        let mut links = HashMap::new();
         let (report, unreachable) = mpsc::unbounded_channel();
         for (id, addr) in peers {
-            let (tx, rx) = mpsc::channel(1024);
-            tokio::spawn(send_loop(network.clone(), id, addr, rx, report.clone()));
-            queues.insert(id, tx);
+            let link = Arc::new(Mutex::new(Link::default()));
+            let wake = Arc::new(Notify::new());
+            tokio::spawn(connection_loop(
+                network.clone(),
+                (id, addr),
+                link.clone(),
+                wake.clone(),
+                report.clone(),
+            ));
+            links.insert(id, (link, wake));
         }
         Outbound {
-            peers: queues,
+            peers: links,
             unreachable: Some(unreachable),
         }
     }
@@ -95,21 +149,50 @@ impl Outbound {
         std::iter::from_fn(|| rx.try_recv().ok()).collect()
     }
 
-    /// Queues messages for their peers; drops what cannot be queued.
+    /// Writes messages to their peers now, one system call per peer for the lot,
+    /// without waiting: what the socket cannot take at once (or a connection not up
+    /// yet) is left to the peer's task. Drops what does not fit in the backlog.
     pub fn send(&self, messages: Vec<Message>) {
+        let mut touched = Vec::new();
         for message in messages {
-            if let Some(queue) = self.peers.get(&message.to) {
-                let _ = queue.try_send(message);
+            let Some((link, _)) = self.peers.get(&message.to) else {
+                continue;
+            };
+            let Ok(bytes) = message.write_to_bytes() else {
+                continue;
+            };
+            let mut link = lock(link);
+            if !link.backlog.is_empty() && link.backlog.len() + bytes.len() > MAX_BACKLOG {
+                continue; // Raft resends what matters
+            }
+            link.backlog.extend((bytes.len() as u32).to_be_bytes());
+            link.backlog.extend(bytes);
+            if !touched.contains(&message.to) {
+                touched.push(message.to);
+            }
+        }
+        // Not inside a task: nothing to wake when the socket is full, so the peer's
+        // task is told to finish the job.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for peer in touched {
+            let (link, wake) = &self.peers[&peer];
+            let mut link = lock(link);
+            let done = link.poll_write_backlog(&mut cx);
+            if !matches!(done, Poll::Ready(Ok(()))) || !link.backlog.is_empty() {
+                wake.notify_one();
             }
         }
     }
 }
 
-async fn send_loop(
-    network: std::sync::Arc<dyn Network>,
-    peer: u64,
-    addr: String,
-    mut queue: mpsc::Receiver<Message>,
+/// The task that keeps one peer's connection: connects (with backoff), hands the write
+/// half to the [`Link`], writes the backlog whenever told, and starts over when the
+/// connection fails or the peer closes it.
+async fn connection_loop(
+    network: Arc<dyn Network>,
+    (peer, addr): (u64, String),
+    link: Arc<Mutex<Link>>,
+    wake: Arc<Notify>,
     unreachable: mpsc::UnboundedSender<u64>,
 ) {
     let mut backoff = Duration::from_millis(10);
@@ -120,11 +203,8 @@ async fn send_loop(
                 stream
             }
             Err(_) => {
-                // Drop what piled up while the peer was unreachable: Raft will resend.
-                let mut dropped = false;
-                while queue.try_recv().is_ok() {
-                    dropped = true;
-                }
+                // Drop what piled up while the peer was unreachable: Raft resends.
+                let dropped = !std::mem::take(&mut lock(&link).backlog).is_empty();
                 if dropped && unreachable.send(peer).is_err() {
                     return; // the member stopped
                 }
@@ -138,35 +218,27 @@ async fn send_loop(
         // follower's idle connection to another follower would stay dead after that
         // peer restarted, and the first message on it (a vote request, in an
         // election) would be lost.
-        let (mut closed, mut writer) = tokio::io::split(stream);
+        let (mut closed, writer) = tokio::io::split(stream);
+        lock(&link).writer = Some(writer);
+        wake.notify_one(); // what was sent while connecting goes now
         let mut probe = [0u8; 1];
-        let mut frames = Vec::new();
         loop {
-            let message = tokio::select! {
-                message = queue.recv() => message,
-                _ = closed.read(&mut probe) => {
-                    let _ = unreachable.send(peer);
-                    break; // reconnect
+            let written = tokio::select! {
+                () = wake.notified() => {
+                    std::future::poll_fn(|cx| lock(&link).poll_write_backlog(cx)).await
                 }
+                _ = closed.read(&mut probe) => Err(io::ErrorKind::ConnectionReset.into()),
             };
-            let Some(message) = message else {
-                return; // the member stopped
-            };
-            // Everything already queued goes out in one write: one system call, and
-            // one wake-up of the peer, for a whole Ready's worth of messages.
-            frames.clear();
-            let queued = std::iter::from_fn(|| queue.try_recv().ok()).take(255);
-            for message in std::iter::once(message).chain(queued) {
-                let Ok(bytes) = message.write_to_bytes() else {
-                    continue;
-                };
-                frames.extend((bytes.len() as u32).to_be_bytes());
-                frames.extend(bytes);
+            if written.is_err() {
+                break;
             }
-            if writer.write_all(&frames).await.is_err() {
-                let _ = unreachable.send(peer);
-                break; // reconnect
-            }
+        }
+        let mut link = lock(&link);
+        link.writer = None;
+        link.backlog.clear();
+        drop(link);
+        if unreachable.send(peer).is_err() {
+            return; // the member stopped
         }
     }
 }
@@ -230,7 +302,7 @@ mod tests {
     async fn a_connection_the_peer_closed_is_replaced_before_the_next_message() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let outbound = Outbound::start(std::sync::Arc::new(Tcp), HashMap::from([(2, addr)]));
+        let outbound = Outbound::start(Arc::new(Tcp), HashMap::from([(2, addr)]));
         let deadline = Duration::from_secs(10);
         let (first, _) = tokio::time::timeout(deadline, listener.accept())
             .await
@@ -254,6 +326,58 @@ mod tests {
         let mut got = Message::default();
         got.merge_from_bytes(&body).unwrap();
         assert_eq!(got, vote);
+    }
+
+    /// Reads `n` frames from `stream`.
+    async fn read_messages(stream: &mut TcpStream, n: usize) -> Vec<Message> {
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let mut len = [0u8; 4];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+            stream.read_exact(&mut body).await.unwrap();
+            let mut message = Message::default();
+            message.merge_from_bytes(&body).unwrap();
+            got.push(message);
+        }
+        got
+    }
+
+    /// Messages sent before the connection is up, and more than the socket can take
+    /// at once, all arrive, in order: the connection task writes the backlog.
+    #[tokio::test]
+    async fn what_the_socket_cannot_take_at_once_follows_in_order() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let outbound = Outbound::start(Arc::new(Tcp), HashMap::from([(2, addr)]));
+        let append = |index: u64| {
+            let mut m = Message::default();
+            m.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
+            m.to = 2;
+            m.index = index;
+            m.context = vec![7; 16 * 1024].into(); // 16 KiB each
+            m
+        };
+        let deadline = Duration::from_secs(30);
+        // Sent before the task has even connected.
+        outbound.send((0..10).map(append).collect());
+        let (mut peer, _) = tokio::time::timeout(deadline, listener.accept())
+            .await
+            .expect("the sender connects")
+            .unwrap();
+        let first = tokio::time::timeout(deadline, read_messages(&mut peer, 10))
+            .await
+            .expect("what was sent while connecting arrives");
+        assert!(first.iter().map(|m| m.index).eq(0..10));
+        // Now 32 MiB while the peer reads nothing: far more than the socket buffers
+        // hold, so most of it is left to the (idle) connection task.
+        for batch in 0..64 {
+            outbound.send((0..32).map(|i| append(10 + batch * 32 + i)).collect());
+        }
+        let rest = tokio::time::timeout(deadline, read_messages(&mut peer, 64 * 32))
+            .await
+            .expect("every message arrives");
+        assert!(rest.iter().map(|m| m.index).eq(10..10 + 64 * 32));
     }
 
     #[test]

@@ -78,7 +78,7 @@
 //! [`storage`] explains the contract; [`storage::MemDisk`] keeps it in memory for the
 //! simulator, [`storage::sled::SledStorage`] on disk for a real member: like etcd, the
 //! log in a write-ahead log ([`storage::wal`], one `fdatasync` per Ready) and the
-//! store in a database (sled, where etcd has bbolt), written in batches every 100 ms.
+//! store in a database (sled, where etcd has bbolt), written in batches every 20 ms.
 //!
 //! ## How this crate is built
 //!

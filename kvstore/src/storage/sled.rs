@@ -19,7 +19,7 @@
 //!
 //! Durability: [`Storage::sync`] syncs the WAL — the member calls it in a Ready that
 //! wrote entries, a term or a vote, before the messages that depend on them leave. The store's changes are gathered and written as one sled
-//! batch, with the applied index they reach, every 100 ms or 10 000 changes, on a
+//! batch, with the applied index they reach, every 20 ms or 10 000 changes, on a
 //! writer thread ([`super::backend`]; a sled batch costs two buffer writes however
 //! small it is). They are not flushed on their own: if a crash loses them, it loses
 //! the applied index in the same batch, and the member applies those entries again

@@ -88,9 +88,10 @@
 //! — exactly and repeatably with [`sim::SimCluster`], and to check every recorded
 //! history with the [`linearizability`] checker.
 //!
-//! Around it, thin edges make it a real etcd member ([`server`]): a thread that ticks
-//! it on a timer and runs its Ready loop, Raft messages over TCP, and etcd's v3 gRPC
-//! API, so the real `etcdctl` works against it (`src/bin/etcd.rs` has etcd's flags).
+//! Around it, thin edges make it a real etcd member ([`server`]): one thread that ticks
+//! it on a timer, runs its Ready loop and serves its sockets — Raft messages over TCP,
+//! and etcd's v3 gRPC API, so the real `etcdctl` works against it (`src/bin/etcd.rs`
+//! has etcd's flags).
 //! [`client`] is the other side: a client with failover, as kube-apiserver's
 //! `--etcd-servers`. [`snapshot`] backs a store up and restores it.
 //!

@@ -35,10 +35,23 @@ struct Args {
     workload: Workload,
 }
 
+/// Which member a workload's clients talk to.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Via {
+    Any,
+    Leader,
+    Follower,
+}
+
 #[derive(Subcommand)]
 enum Workload {
     /// Puts of random keys.
     Put {
+        /// Which member the clients send to: the first endpoint given (`any`), the
+        /// leader, or a follower (the workload is then named `put-Nc-leader` or
+        /// `put-Nc-follower`).
+        #[arg(long, value_enum, default_value_t = Via::Any)]
+        via: Via,
         #[arg(long, default_value_t = 1)]
         clients: usize,
         #[arg(long, default_value_t = 1)]
@@ -179,15 +192,12 @@ fn value() -> Vec<u8> {
     vec![b'v'; 256]
 }
 
-async fn failover(endpoints: &[String], pids: &[u32]) -> Result<(), String> {
-    let c = client(endpoints, Duration::from_secs(30));
-    // Which member leads? Ask each; the one whose id is the leader. A member restarted
-    // by the previous round may still be starting: ask again until all three answer
-    // (for up to 10 s), so every round kills a leader of a whole cluster.
+/// Which endpoint leads? Asks each; the leader is the one whose ID is the leader's.
+/// Asks again (for up to 10 s) until every member answers and one says it leads.
+async fn find_leader(endpoints: &[String]) -> Result<usize, String> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut leader;
     loop {
-        leader = None;
+        let mut leader = None;
         let mut answered = 0;
         for (i, ep) in endpoints.iter().enumerate() {
             let Ok(s) = client(std::slice::from_ref(ep), Duration::from_secs(2))
@@ -202,12 +212,35 @@ async fn failover(endpoints: &[String], pids: &[u32]) -> Result<(), String> {
                 leader = Some(i);
             }
         }
-        if (leader.is_some() && answered == endpoints.len()) || Instant::now() > deadline {
-            break;
+        if let Some(leader) = leader.filter(|_| answered == endpoints.len()) {
+            return Ok(leader);
+        }
+        if Instant::now() > deadline {
+            return leader.ok_or_else(|| "no member says it leads".into());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let leader = leader.ok_or("no member says it leads")?;
+}
+
+/// The endpoints, reordered so that the client talks first to the member `via` asks
+/// for. A client of a follower pays for forwarding: the follower passes the proposal
+/// to the leader and answers once the leader tells it the entry committed.
+async fn order_endpoints(endpoints: &[String], via: Via) -> Result<Vec<String>, String> {
+    let mut ordered = endpoints.to_vec();
+    let first = match via {
+        Via::Any => return Ok(ordered),
+        Via::Leader => find_leader(endpoints).await?,
+        Via::Follower => (find_leader(endpoints).await? + 1) % endpoints.len(),
+    };
+    ordered.rotate_left(first);
+    Ok(ordered)
+}
+
+async fn failover(endpoints: &[String], pids: &[u32]) -> Result<(), String> {
+    let c = client(endpoints, Duration::from_secs(30));
+    // A member restarted by the previous round may still be starting: every round
+    // kills a leader of a whole cluster.
+    let leader = find_leader(endpoints).await?;
     let put = |k: &str| PutRequest {
         key: k.as_bytes().to_vec(),
         value: value(),
@@ -308,12 +341,21 @@ async fn main() -> ExitCode {
     let endpoints = args.endpoints.clone();
     let outcome = match args.workload {
         Workload::Put {
+            via,
             clients,
             conns,
             total,
             key_space,
-        } => {
-            let name = format!("put-{clients}c");
+        } => 'put: {
+            let name = match via {
+                Via::Any => format!("put-{clients}c"),
+                Via::Leader => format!("put-{clients}c-leader"),
+                Via::Follower => format!("put-{clients}c-follower"),
+            };
+            let endpoints = match order_endpoints(&endpoints, via).await {
+                Ok(ordered) => ordered,
+                Err(e) => break 'put Err(e),
+            };
             drive(
                 &name,
                 args.trace.as_deref(),

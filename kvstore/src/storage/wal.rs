@@ -79,8 +79,10 @@ pub const PREALLOCATE: u64 = 1 << 20;
 /// One entry of the log: in memory, or — once applied — only in the segment file.
 #[derive(Debug, Clone)]
 enum Slot {
-    /// In memory; its record starts at `offset` in the segment.
-    Here { entry: Entry, offset: u64 },
+    /// In memory; its record starts at `offset` in the segment. Boxed, so that the
+    /// far more numerous `OnDisk` slots take 32 bytes each, not the 112 of an inline
+    /// `Entry`: 8 MB less per member for the 100 000 entries between two compactions.
+    Here { entry: Box<Entry>, offset: u64 },
     /// Applied and written: read back from the segment when needed (a follower far
     /// behind), so the log does not hold every entry's data in memory.
     OnDisk { index: u64, term: u64, offset: u64 },
@@ -173,7 +175,7 @@ impl Log {
     /// The entry in `slot`, read back from the segment if it is not in memory.
     fn load(&self, slot: &Slot) -> Entry {
         match slot {
-            Slot::Here { entry, .. } => entry.clone(),
+            Slot::Here { entry, .. } => Entry::clone(entry),
             Slot::OnDisk { offset, .. } => {
                 let file = self.file.as_ref().expect("a released entry has a segment");
                 read_entry(file, *offset).unwrap_or_else(|e| {
@@ -333,7 +335,10 @@ fn apply_record(
             let mut entry = Entry::default();
             entry.merge_from_bytes(payload).map_err(decode_err)?;
             let starts_here = log.entries.is_empty() && first.take() == Some(entry.index);
-            let slot = Slot::Here { entry, offset };
+            let slot = Slot::Here {
+                entry: Box::new(entry),
+                offset,
+            };
             if starts_here {
                 log.entries.push_back(slot);
                 return Ok(());
@@ -486,7 +491,7 @@ impl Wal {
             let offset = self.written + self.pending.len() as u64;
             encode_record(&mut self.pending, ENTRY, &encode(entry));
             slots.push(Slot::Here {
-                entry: entry.clone(),
+                entry: Box::new(entry.clone()),
                 offset,
             });
         }
@@ -607,7 +612,10 @@ impl Wal {
             let entry = old.load(slot);
             let offset = records.len() as u64;
             encode_record(&mut records, ENTRY, &encode(&entry));
-            log.entries.push_back(Slot::Here { entry, offset });
+            log.entries.push_back(Slot::Here {
+                entry: Box::new(entry),
+                offset,
+            });
         }
         let next = Wal::write_segment(&self.dir, self.sequence + 1, &records, log)?;
         *self = next;
@@ -760,6 +768,12 @@ mod tests {
         assert_eq!(segments(dir.path()), vec![segment_name(2)]);
         assert_eq!((wal.log().first_index(), wal.log().last_index()), (7, 11));
         assert_eq!(wal.log().term(11).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_released_slot_is_small() {
+        // Index, term and offset: the log's memory per entry once it is applied.
+        assert_eq!(std::mem::size_of::<Slot>(), 32);
     }
 
     #[test]

@@ -319,13 +319,7 @@ mod tests {
         vote.from = 1;
         vote.term = 7;
         outbound.send(vec![vote.clone()]);
-        let mut len = [0u8; 4];
-        second.read_exact(&mut len).await.unwrap();
-        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-        second.read_exact(&mut body).await.unwrap();
-        let mut got = Message::default();
-        got.merge_from_bytes(&body).unwrap();
-        assert_eq!(got, vote);
+        assert_eq!(read_messages(&mut second, 1).await, [vote]);
     }
 
     /// Reads `n` frames from `stream`.

@@ -328,9 +328,16 @@ impl MvccStore {
         if with_value {
             return self.visible(key, at);
         }
-        self.visible_stored(key, at).map(|(_, stored)| KeyValue {
-            value: Vec::new(),
-            ..stored.kv.clone()
+        self.visible_stored(key, at).map(|(_, stored)| {
+            let kv = &stored.kv;
+            KeyValue {
+                key: kv.key.clone(),
+                create_revision: kv.create_revision,
+                mod_revision: kv.mod_revision,
+                version: kv.version,
+                value: Vec::new(), // not copied only to be dropped
+                lease: kv.lease,
+            }
         })
     }
 

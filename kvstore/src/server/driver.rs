@@ -90,8 +90,6 @@ pub enum Event {
     Status(oneshot::Sender<StatusReport>),
     /// Serialise the applied store as a snapshot file.
     Snapshot(oneshot::Sender<Vec<u8>>),
-    /// Stop: the member and its storage are dropped, as in a clean shutdown.
-    Stop,
 }
 
 /// A cheap, cloneable way to talk to a running member.
@@ -143,11 +141,6 @@ impl Handle {
         answer.await.map_err(|_| Error::Stopped)
     }
 
-    /// Asks the member to stop; requests after this fail with `server stopped`.
-    pub async fn stop(&self) {
-        let _ = self.events.send(Event::Stop).await;
-    }
-
     /// Hands a Raft message from a peer to the member.
     pub async fn step(&self, message: raft::eraftpb::Message) -> Result<()> {
         self.send(Event::Peer(message)).await
@@ -174,8 +167,9 @@ pub fn channel() -> (Handle, Inbox) {
 
 /// Starts the driver thread for `member`, ticking every `tick`, on `runtime` (a
 /// current-thread runtime that already holds the member's sockets and their tasks:
-/// they all run on this one thread). Returns the thread; it ends on [`Handle::stop`],
-/// or when `stop` fires, and drops the runtime with every connection in it.
+/// they all run on this one thread). Returns the thread; it ends when `stop` fires
+/// (`Server::stop`, or the server dropped): the member and its storage are dropped,
+/// as in a clean shutdown, then the runtime with every connection in it.
 pub fn spawn<S: Storage + Send + 'static>(
     runtime: tokio::runtime::Runtime,
     inbox: Inbox,
@@ -271,7 +265,6 @@ async fn run<S: Storage>(
                     member.cancel_watch(id);
                     watches.remove(&id);
                 }
-                Event::Stop => return,
                 Event::Snapshot(reply) => {
                     let _ = reply.send(crate::snapshot::encode(member.store()));
                 }

@@ -16,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .generate_default_stubs(true)
+        // prost, except that nested transactions decode to etcd's depth (src/codec.rs).
+        .codec_path("crate::codec::EtcdCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

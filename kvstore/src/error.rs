@@ -46,6 +46,19 @@ pub enum Error {
     /// A transaction writes the same key twice.
     #[error("etcdserver: duplicate key given in txn request")]
     DuplicateKey,
+    /// `ignore_lease` together with a lease.
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    /// The request's log entry would be larger than `--max-request-bytes`.
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    /// A lease TTL above etcd's maximum (9 000 000 000 s).
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    /// Bytes that are not a valid encoding of the message they should be (on the wire
+    /// or in a log entry).
+    #[error("kvstore: malformed request: {0}")]
+    Malformed(String),
     /// A transaction has more operations than a member accepts.
     #[error("etcdserver: too many operations in txn request")]
     TooManyOps,

@@ -116,6 +116,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod codec;
 pub mod error;
 pub mod linearizability;
 pub mod member;

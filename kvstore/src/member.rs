@@ -46,7 +46,7 @@ use crate::membership::ClusterInfo;
 use crate::mvcc::MvccStore;
 use crate::proto::etcdserverpb::MemberAttributes;
 use crate::proto::etcdserverpb::ResponseHeader;
-use crate::request::{encode_attributes, encode_entry, Request, Response};
+use crate::request::{encode_attributes, encode_entry, entry_len, validate, Request, Response};
 use crate::storage::{MemDisk, Storage};
 use crate::watch::{WatchCreate, WatchEvents, Watcher};
 
@@ -82,6 +82,10 @@ pub struct MemberConfig {
     /// `--snapshot-count`); the log keeps as many entries again behind the snapshot
     /// for followers that are only a little behind. 0: never.
     pub snapshot_count: u64,
+    /// The largest log entry a client request may become (etcd's
+    /// `--max-request-bytes`, 1.5 MiB by default): every member keeps each entry and
+    /// the leader sends it to every follower.
+    pub max_request_bytes: usize,
 }
 
 impl MemberConfig {
@@ -99,6 +103,7 @@ impl MemberConfig {
             publish_attributes: false,
             ticks_per_second: 10,
             snapshot_count: 100_000,
+            max_request_bytes: crate::request::MAX_REQUEST_BYTES,
         }
     }
 
@@ -413,6 +418,9 @@ impl<S: Storage> Member<S> {
     /// completes later through [`Member::ready`], at the latest by its deadline.
     pub fn request(&mut self, id: u64, mut request: Request) -> Result<()> {
         request.validate()?;
+        if !request.is_read() {
+            validate::check_size(entry_len(id, &request), self.config.max_request_bytes)?;
+        }
         if let Request::LeaseGrant(grant) = &mut request {
             self.prepare_lease_grant(id, grant);
         }

@@ -130,7 +130,8 @@ pub struct MvccStore {
     index: BTreeMap<Vec<u8>, Vec<Revision>>,
     /// The revision of the last write (1 before any).
     current: i64,
-    /// Reads before this revision are refused.
+    /// Reads before this revision are refused; -1 until the first compaction (etcd's
+    /// `compactMainRev`), so that compacting at revision 0 succeeds once, as in etcd.
     compacted: i64,
     /// Changes not yet handed to storage (see [`MvccStore::take_mutations`]).
     unsaved: Vec<Mutation>,
@@ -165,7 +166,7 @@ impl MvccStore {
             revs: BTreeMap::new(),
             index: BTreeMap::new(),
             current: 1,
-            compacted: 0,
+            compacted: -1,
             unsaved: Vec::new(),
             leases: lease::Leases::default(),
             source: None,
@@ -299,7 +300,7 @@ impl MvccStore {
         self.current
     }
 
-    /// The revision of the last compaction (0 if never compacted).
+    /// The revision of the last compaction (-1 if never compacted, as etcd reports it).
     pub fn compact_revision(&self) -> i64 {
         self.compacted
     }

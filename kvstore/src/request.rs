@@ -4,7 +4,14 @@
 //! `etcdserverpb`. Writes travel through Raft inside an `InternalRaftRequest` (see
 //! [`encode_entry`]); reads never enter the log.
 
-use prost::Message as _;
+pub mod nested;
+pub mod validate;
+
+use bytes::{Buf, Bytes};
+use prost::encoding::{decode_key, decode_varint, WireType};
+use prost::Message;
+
+pub use validate::{MAX_LEASE_TTL, MAX_REQUEST_BYTES, MAX_TXN_OPS};
 
 use crate::error::{Error, Result};
 use crate::proto::etcdserverpb::{
@@ -15,9 +22,6 @@ use crate::proto::etcdserverpb::{
     MemberAttributes, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
     ResponseHeader, TxnRequest, TxnResponse,
 };
-
-/// etcd's default `--max-txn-ops`.
-pub const MAX_TXN_OPS: usize = 128;
 
 /// One client request to the key-value store.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,20 +86,9 @@ impl Request {
     }
 
     /// Checks what etcd checks before a request is proposed, so that a bad request is
-    /// refused at once and never reaches the log.
+    /// refused at once and never reaches the log ([`validate`]).
     pub fn validate(&self) -> Result<()> {
-        match self {
-            Request::Range(r) => validate_key(&r.key),
-            Request::Put(p) => validate_put(p),
-            Request::DeleteRange(d) => validate_key(&d.key),
-            Request::Txn(t) => validate_txn(t),
-            Request::Compact(_)
-            | Request::LeaseGrant(_)
-            | Request::LeaseRevoke(_)
-            | Request::LeaseKeepAlive(_)
-            | Request::LeaseTimeToLive(_)
-            | Request::LeaseLeases(_) => Ok(()),
-        }
+        validate::validate(self)
     }
 }
 
@@ -244,82 +237,6 @@ impl Response {
     }
 }
 
-fn validate_key(key: &[u8]) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::EmptyKey);
-    }
-    Ok(())
-}
-
-fn validate_put(p: &PutRequest) -> Result<()> {
-    validate_key(&p.key)?;
-    if p.ignore_value && !p.value.is_empty() {
-        return Err(Error::ValueProvided);
-    }
-    Ok(())
-}
-
-fn validate_txn(t: &TxnRequest) -> Result<()> {
-    if t.compare.len() > MAX_TXN_OPS
-        || t.success.len() > MAX_TXN_OPS
-        || t.failure.len() > MAX_TXN_OPS
-    {
-        return Err(Error::TooManyOps);
-    }
-    for c in &t.compare {
-        validate_key(&c.key)?;
-    }
-    for ops in [&t.success, &t.failure] {
-        let mut written: Vec<(&[u8], &[u8])> = Vec::new();
-        for op in ops.iter() {
-            match &op.request {
-                Some(request_op::Request::RequestRange(r)) => validate_key(&r.key)?,
-                Some(request_op::Request::RequestPut(p)) => {
-                    validate_put(p)?;
-                    check_overlap(&mut written, &p.key, &[])?;
-                }
-                Some(request_op::Request::RequestDeleteRange(d)) => {
-                    validate_key(&d.key)?;
-                    check_overlap(&mut written, &d.key, &d.range_end)?;
-                }
-                Some(request_op::Request::RequestTxn(inner)) => validate_txn(inner)?,
-                None => return Err(Error::EmptyKey),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// etcd refuses a transaction branch that writes one key twice (a put and a delete
-/// whose range covers it count too): the outcome would depend on op order.
-fn check_overlap<'a>(
-    written: &mut Vec<(&'a [u8], &'a [u8])>,
-    key: &'a [u8],
-    range_end: &'a [u8],
-) -> Result<()> {
-    for &(k, end) in written.iter() {
-        if ranges_overlap(k, end, key, range_end) {
-            return Err(Error::DuplicateKey);
-        }
-    }
-    written.push((key, range_end));
-    Ok(())
-}
-
-/// Whether two etcd key ranges share a key. An empty `end` means the single key;
-/// `[0]` means "to the end of the keyspace".
-pub fn ranges_overlap(a: &[u8], a_end: &[u8], b: &[u8], b_end: &[u8]) -> bool {
-    // `a < end(b)` and `b < end(a)`, where a missing end is the key itself (+ \0).
-    fn below_end(k: &[u8], start: &[u8], end: &[u8]) -> bool {
-        match end {
-            [] => k <= start,
-            [0] => true,
-            end => k < end,
-        }
-    }
-    below_end(a, b, b_end) && below_end(b, a, a_end)
-}
-
 /// Encodes a write request into the bytes of one Raft log entry.
 pub fn encode_entry(id: u64, request: &Request) -> Vec<u8> {
     let mut internal = InternalRaftRequest {
@@ -341,6 +258,29 @@ pub fn encode_entry(id: u64, request: &Request) -> Vec<u8> {
     internal.encode_to_vec()
 }
 
+/// The length of [`encode_entry`]'s bytes, without encoding them: what a member
+/// compares with `--max-request-bytes` before it accepts a write.
+pub fn entry_len(id: u64, request: &Request) -> usize {
+    use prost::encoding::{encoded_len_varint, key_len, message};
+    let id_len = if id == 0 {
+        0
+    } else {
+        key_len(1) + encoded_len_varint(id)
+    };
+    id_len
+        + match request {
+            Request::Range(r) => message::encoded_len(3, r),
+            Request::Put(p) => message::encoded_len(4, p),
+            Request::DeleteRange(d) => message::encoded_len(5, d),
+            Request::Txn(t) => message::encoded_len(6, t),
+            Request::Compact(c) => message::encoded_len(7, c),
+            Request::LeaseGrant(g) => message::encoded_len(8, g),
+            Request::LeaseRevoke(r) => message::encoded_len(9, r),
+            Request::LeaseKeepAlive(k) => message::encoded_len(51, k),
+            Request::LeaseTimeToLive(_) | Request::LeaseLeases(_) => 0,
+        }
+}
+
 /// What a Raft log entry carries.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
@@ -348,6 +288,15 @@ pub enum Payload {
     Client(u64, Request),
     /// A member announcing its name and client URLs.
     Attributes(MemberAttributes),
+    /// An entry no member can read. Every member skips it alike (the same bytes fail
+    /// the same way everywhere, so the stores stay identical); the member that
+    /// proposed it answers its client with `error`. `id` is 0 if even it was unreadable.
+    Unreadable {
+        /// The proposal's ID, as far as it could be read.
+        id: u64,
+        /// Why the entry could not be read.
+        error: Error,
+    },
 }
 
 /// Encodes a member's announcement of itself into a Raft log entry.
@@ -359,42 +308,72 @@ pub fn encode_attributes(attributes: MemberAttributes) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Decodes any entry we write. Entries only ever come from our own encoders, so a
-/// failure here means a corrupted log: the caller panics.
-pub fn decode_payload(data: &[u8]) -> Option<Payload> {
-    let internal = InternalRaftRequest::decode(data).ok()?;
-    if let Some(attributes) = internal.member_attributes {
-        return Some(Payload::Attributes(attributes));
+/// Decodes a log entry, whatever its bytes: applying must be total, so an entry that
+/// cannot be read is [`Payload::Unreadable`], never a panic.
+///
+/// The fields of `InternalRaftRequest` are read one by one rather than by prost in one
+/// go, so that a transaction is decoded by [`nested`] with the same depth limit as on
+/// the gRPC edge: a transaction one level deeper inside the entry than on the wire
+/// must still decode.
+pub fn decode_payload(data: Bytes) -> Payload {
+    let mut id = 0;
+    match decode_fields(data, &mut id) {
+        Ok(Some(payload)) => payload,
+        Ok(None) => Payload::Unreadable {
+            id,
+            error: Error::Malformed("a log entry with no request".into()),
+        },
+        Err(e) => Payload::Unreadable {
+            id,
+            error: e.into(),
+        },
     }
-    decode_internal(internal).map(|(id, r)| Payload::Client(id, r))
+}
+
+/// The fields of one entry; `id` is set as soon as it is read, so that even an entry
+/// whose request is unreadable can be answered.
+fn decode_fields(mut buf: Bytes, id: &mut u64) -> Result<Option<Payload>, nested::NestedError> {
+    let mut request = None;
+    let mut attributes = None;
+    while buf.has_remaining() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        if tag == 1 && wire_type == WireType::Varint {
+            *id = decode_varint(&mut buf)?;
+            continue;
+        }
+        if !matches!(tag, 3..=9 | 50 | 51) {
+            nested::skip(wire_type, tag, &mut buf)?;
+            continue;
+        }
+        let field = nested::delimited(wire_type, &mut buf)?;
+        request = Some(match tag {
+            3 => Request::Range(RangeRequest::decode(field)?),
+            4 => Request::Put(PutRequest::decode(field)?),
+            5 => Request::DeleteRange(DeleteRangeRequest::decode(field)?),
+            6 => Request::Txn(nested::decode_txn_request(field)?),
+            7 => Request::Compact(CompactionRequest::decode(field)?),
+            8 => Request::LeaseGrant(LeaseGrantRequest::decode(field)?),
+            9 => Request::LeaseRevoke(LeaseRevokeRequest::decode(field)?),
+            51 => Request::LeaseKeepAlive(LeaseKeepAliveRequest::decode(field)?),
+            _ => {
+                attributes = Some(MemberAttributes::decode(field)?);
+                continue;
+            }
+        });
+    }
+    Ok(match (attributes, request) {
+        (Some(a), _) => Some(Payload::Attributes(a)),
+        (None, Some(r)) => Some(Payload::Client(*id, r)),
+        (None, None) => None,
+    })
 }
 
 /// Decodes a client request entry written by [`encode_entry`].
 pub fn decode_entry(data: &[u8]) -> Option<(u64, Request)> {
-    decode_internal(InternalRaftRequest::decode(data).ok()?)
-}
-
-fn decode_internal(internal: InternalRaftRequest) -> Option<(u64, Request)> {
-    let request = if let Some(p) = internal.put {
-        Request::Put(p)
-    } else if let Some(d) = internal.delete_range {
-        Request::DeleteRange(d)
-    } else if let Some(t) = internal.txn {
-        Request::Txn(t)
-    } else if let Some(c) = internal.compaction {
-        Request::Compact(c)
-    } else if let Some(g) = internal.lease_grant {
-        Request::LeaseGrant(g)
-    } else if let Some(r) = internal.lease_revoke {
-        Request::LeaseRevoke(r)
-    } else if let Some(k) = internal.lease_keep_alive {
-        Request::LeaseKeepAlive(k)
-    } else if let Some(r) = internal.range {
-        Request::Range(r)
-    } else {
-        return None;
-    };
-    Some((internal.id, request))
+    match decode_payload(Bytes::copy_from_slice(data)) {
+        Payload::Client(id, request) => Some((id, request)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -423,26 +402,60 @@ mod tests {
         assert_eq!(decode_entry(b"\xff\xff"), None);
     }
 
+    /// A transaction nested 50 deep is 100 protobuf levels on the wire, and 101 in a log
+    /// entry: past prost's limit, which once made every member panic applying it.
     #[test]
-    fn validation_refuses_what_etcd_refuses() {
-        let empty = Request::Range(RangeRequest::default());
-        assert_eq!(empty.validate(), Err(Error::EmptyKey));
-        let dup = Request::Txn(TxnRequest {
-            success: vec![put("a"), put("a")],
-            ..Default::default()
-        });
-        assert_eq!(dup.validate(), Err(Error::DuplicateKey));
-        let ok = Request::Txn(TxnRequest {
-            success: vec![put("a"), put("b")],
-            failure: vec![put("a")],
-            ..Default::default()
-        });
-        assert_eq!(ok.validate(), Ok(()));
-        let many = Request::Txn(TxnRequest {
-            success: (0..=MAX_TXN_OPS).map(|i| put(&format!("k{i}"))).collect(),
-            ..Default::default()
-        });
-        assert_eq!(many.validate(), Err(Error::TooManyOps));
+    fn nested_transactions_decode_from_the_log_as_deep_as_etcd_allows() {
+        for depth in [50, nested::MAX_TXN_DEPTH] {
+            let mut txn = TxnRequest {
+                success: vec![put("deep")],
+                ..Default::default()
+            };
+            for _ in 1..depth {
+                txn = TxnRequest {
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestTxn(txn)),
+                    }],
+                    ..Default::default()
+                };
+            }
+            let request = Request::Txn(txn);
+            let bytes = encode_entry(7, &request);
+            assert_eq!(entry_len(7, &request), bytes.len());
+            assert_eq!(decode_entry(&bytes), Some((7, request)), "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_reported_with_its_id() {
+        let mut bytes = encode_entry(42, &Request::put("k", "v"));
+        bytes.truncate(bytes.len() - 1);
+        match decode_payload(Bytes::from(bytes)) {
+            Payload::Unreadable {
+                id: 42,
+                error: Error::Malformed(_),
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        match decode_payload(Bytes::from_static(b"\x08\x2a")) {
+            Payload::Unreadable { id: 42, .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_len_is_the_encoded_length() {
+        for request in [
+            Request::put("/registry/pods/default/alpine", vec![7; 300]),
+            Request::delete("k"),
+            Request::compact(9),
+            Request::cas("k", Some(b"a".to_vec()), "b"),
+            Request::get("k"),
+        ] {
+            for id in [0, 1, u64::MAX] {
+                assert_eq!(entry_len(id, &request), encode_entry(id, &request).len());
+            }
+        }
     }
 
     #[test]
@@ -451,15 +464,5 @@ mod tests {
         assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
         assert_eq!(prefix_end(b"\xff\xff"), vec![0]);
         assert_eq!(prefix_end(b""), vec![0]);
-    }
-
-    #[test]
-    fn overlap_of_ranges() {
-        assert!(ranges_overlap(b"a", b"", b"a", b""));
-        assert!(!ranges_overlap(b"a", b"", b"b", b""));
-        assert!(ranges_overlap(b"a", b"c", b"b", b""));
-        assert!(!ranges_overlap(b"a", b"c", b"c", b""));
-        assert!(ranges_overlap(b"a", &[0], b"zzz", b""));
-        assert!(!ranges_overlap(b"b", &[0], b"a", b""));
     }
 }

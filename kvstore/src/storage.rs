@@ -127,13 +127,25 @@ pub trait Storage: raft::Storage + Clone {
 }
 
 /// The persisted key-value history of a [`MemDisk`].
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemBackend {
     revisions: BTreeMap<Revision, (KeyValue, bool)>,
     compacted: i64,
     applied_index: u64,
     members: Vec<MemberInfo>,
     leases: BTreeMap<i64, i64>,
+}
+
+impl Default for MemBackend {
+    fn default() -> Self {
+        MemBackend {
+            revisions: BTreeMap::new(),
+            compacted: -1, // never compacted, as a new store
+            applied_index: 0,
+            members: Vec::new(),
+            leases: BTreeMap::new(),
+        }
+    }
 }
 
 /// An in-memory disk: raft-rs's `MemStorage` for the log, and a map of revisions for

@@ -148,6 +148,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             election_timeout: Duration::from_millis(100),
             request_timeout: Duration::from_millis(1500),
             snapshot_count: 100_000,
+            max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
             network: Default::default(),
         };
         servers.push(

@@ -149,6 +149,7 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         election_timeout: election,
         request_timeout: Duration::from_secs(2).max(4 * election),
         snapshot_count: 10_000,
+        max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
         network: PeerNetwork(Arc::new(Dialer(network.clone()))),
     };
     let peer = network.listen(&peer_host, peer_port).map_err(io)?;

@@ -56,6 +56,9 @@ struct Flags {
     /// Number of committed transactions to trigger a snapshot (and compact the log).
     #[arg(long, default_value_t = 100_000)]
     snapshot_count: u64,
+    /// Maximum client request size in bytes the server will accept.
+    #[arg(long, default_value_t = kvstore::request::MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
     /// `zap` for etcd-style JSON log lines, `capnslog` for plain text.
     #[arg(long, default_value = "capnslog")]
     logger: String,
@@ -131,6 +134,7 @@ fn run(flags: Flags) -> Result<(), String> {
         election_timeout,
         request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
         snapshot_count: flags.snapshot_count,
+        max_request_bytes: flags.max_request_bytes,
         network: Default::default(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;

@@ -1,7 +1,15 @@
 //! Applying committed entries: every member runs the same entries through the same
 //! store in the same order, so every member ends in the same state. Only the member
 //! that proposed an entry has a client waiting for it.
+//!
+//! Applying is *total*: whatever bytes a committed entry holds, every member does the
+//! same thing with it and none of them panics. A request is validated before it is
+//! proposed, but an entry that still cannot be read or applied (a bug, a request from a
+//! member of another version) must not stop the cluster: a panic here would repeat on
+//! every member, and again after every restart, because the entry stays in the log.
+//! Such an entry changes nothing, and its proposer's client gets the error.
 
+use bytes::Bytes;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
 
 use super::{Applied, Member, Pending, Stage};
@@ -14,18 +22,18 @@ use crate::watch::WatchEvents;
 impl<S: Storage> Member<S> {
     pub(super) fn apply_entries(&mut self, entries: Vec<Entry>) {
         let newest_term = entries.last().map(|e| e.term);
-        for entry in entries {
+        for mut entry in entries {
             if entry.index <= self.applied_index {
                 continue;
             }
             let request_id = match entry.get_entry_type() {
-                EntryType::EntryNormal => self.apply_normal(&entry),
+                EntryType::EntryNormal => self.apply_normal(std::mem::take(&mut entry.data)),
                 EntryType::EntryConfChange => {
-                    self.apply_conf_change(&decode::<ConfChange>(&entry.data));
+                    self.apply_conf_change::<ConfChange>(&entry.data);
                     None
                 }
                 EntryType::EntryConfChangeV2 => {
-                    self.apply_conf_change(&decode::<ConfChangeV2>(&entry.data));
+                    self.apply_conf_change::<ConfChangeV2>(&entry.data);
                     None
                 }
             };
@@ -42,27 +50,42 @@ impl<S: Storage> Member<S> {
         }
     }
 
-    fn apply_conf_change(&mut self, cc: &impl raft_proto::ConfChangeI) {
+    fn apply_conf_change<C>(&mut self, data: &[u8])
+    where
+        C: raft_proto::ConfChangeI + protobuf::Message,
+    {
         // Membership changes are not proposed yet (`member add/remove` comes later);
         // applying them here keeps raft-rs's view and the stored conf state in step.
-        let cs = self
-            .raft
-            .apply_conf_change(cc)
-            .expect("a valid conf change");
-        self.raft.store().set_conf_state(&cs);
+        // One that cannot be decoded or applied is skipped by every member alike.
+        let mut cc = C::new();
+        let applied = cc
+            .merge_from_bytes(data)
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.raft.apply_conf_change(&cc).map_err(|e| e.to_string()));
+        match applied {
+            Ok(cs) => self.raft.store().set_conf_state(&cs),
+            Err(e) => {
+                tracing::error!(error = %e, "skipped a configuration change that cannot be applied")
+            }
+        }
     }
 
     /// Applies one client entry on every member alike; only the member that proposed it
     /// has a client waiting.
-    fn apply_normal(&mut self, entry: &Entry) -> Option<u64> {
-        if entry.data.is_empty() {
+    fn apply_normal(&mut self, data: Bytes) -> Option<u64> {
+        if data.is_empty() {
             return None; // a new leader's empty entry: commits its term, changes nothing
         }
-        let (id, request) = match decode_payload(&entry.data).expect("a log entry we encoded") {
+        let (id, request) = match decode_payload(data) {
             Payload::Client(id, request) => (id, request),
             Payload::Attributes(a) => {
                 self.apply_attributes(a);
                 return None;
+            }
+            Payload::Unreadable { id, error } => {
+                tracing::error!(%error, "skipped a log entry that cannot be read");
+                self.answer_proposer(id, Err(error));
+                return Some(id);
             }
         };
         let (result, events) = self.store.apply(&request);
@@ -79,6 +102,17 @@ impl<S: Storage> Member<S> {
                 }
             }
         }
+        let header = self.header();
+        let result = result.map(|mut response| {
+            response.set_header(header);
+            response
+        });
+        self.answer_proposer(id, result);
+        Some(id)
+    }
+
+    /// Completes the client request waiting on entry `id`, if this member proposed it.
+    fn answer_proposer(&mut self, id: u64, result: crate::error::Result<crate::Response>) {
         if matches!(
             self.pending.get(&id),
             Some(Pending {
@@ -87,14 +121,8 @@ impl<S: Storage> Member<S> {
             })
         ) {
             self.pending.remove(&id);
-            let header = self.header();
-            let result = result.map(|mut response| {
-                response.set_header(header);
-                response
-            });
             self.complete(id, result);
         }
-        Some(id)
     }
 
     /// Records a member's announced attributes, and persists the member list.
@@ -124,14 +152,4 @@ impl<S: Storage> Member<S> {
             self.complete(id, Err(Error::LeaderChanged));
         }
     }
-}
-
-/// Decodes a raft-rs protobuf message from a log entry we wrote ourselves; failure means
-/// a corrupted log, an invariant break.
-fn decode<M: protobuf::Message>(data: &[u8]) -> M {
-    let mut message = M::new();
-    message
-        .merge_from_bytes(data)
-        .expect("a log entry encoded by raft-rs");
-    message
 }

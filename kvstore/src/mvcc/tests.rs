@@ -618,7 +618,7 @@ fn leases_survive_a_restore_with_their_keys() {
         }
     }
     let mut restored =
-        MvccStore::restore(revs.into_iter().map(|(r, (kv, t))| (r, kv, t)), 0).with_leases(leases);
+        MvccStore::restore(revs.into_iter().map(|(r, (kv, t))| (r, kv, t)), -1).with_leases(leases);
     assert_eq!(restored.digest(), s.digest());
     let revoke = crate::proto::etcdserverpb::LeaseRevokeRequest { id: 3 };
     let (_, events) = restored.apply(&Request::LeaseRevoke(revoke));

@@ -42,15 +42,22 @@ pub fn to_status(e: Error) -> Status {
         | Error::LeaderChanged
         | Error::Stopped
         | Error::Unavailable(_) => Code::Unavailable,
-        Error::Compacted { .. } | Error::FutureRevision => Code::OutOfRange,
+        Error::Compacted { .. } | Error::FutureRevision | Error::LeaseTtlTooLarge => {
+            Code::OutOfRange
+        }
         Error::EmptyKey
         | Error::KeyNotFound
         | Error::ValueProvided
+        | Error::LeaseProvided
+        | Error::RequestTooLarge
         | Error::DuplicateKey
         | Error::TooManyOps => Code::InvalidArgument,
         Error::LeaseNotFound => Code::NotFound,
         Error::LeaseExists => Code::FailedPrecondition,
-        Error::DuplicateRequestId(_) | Error::Storage(_) | Error::Snapshot(_) => Code::Internal,
+        Error::DuplicateRequestId(_)
+        | Error::Storage(_)
+        | Error::Snapshot(_)
+        | Error::Malformed(_) => Code::Internal,
     };
     Status::new(code, e.to_string())
 }

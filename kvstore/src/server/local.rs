@@ -102,6 +102,7 @@ impl LocalCluster {
             election_timeout: self.timing.election_timeout,
             request_timeout: self.timing.request_timeout,
             snapshot_count: self.timing.snapshot_count,
+            max_request_bytes: crate::request::MAX_REQUEST_BYTES,
             network: Default::default(),
         }
     }

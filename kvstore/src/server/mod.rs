@@ -67,6 +67,9 @@ pub struct ServerConfig {
     /// `--snapshot-count`: entries between snapshots, 0 for never (etcd 3.4's
     /// default: 100 000).
     pub snapshot_count: u64,
+    /// `--max-request-bytes`: the largest request a client may send (etcd: 1.5 MiB).
+    /// The gRPC server takes messages up to this plus 512 KiB, as etcd's does.
+    pub max_request_bytes: usize,
     /// How to reach peers: real TCP by default; the simulator routes its node
     /// addresses (`10.0.0.12:2380`) to loopback sockets.
     pub network: PeerNetwork,
@@ -94,6 +97,10 @@ impl ServerConfig {
         Duration::from_secs(5) + 2 * election_timeout
     }
 }
+
+/// What etcd's gRPC server allows a message beyond `--max-request-bytes` (etcd's
+/// `grpcOverheadBytes`): the framing and fields around the largest request.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// A running member.
 pub struct Server {
@@ -177,6 +184,7 @@ pub async fn start_on(
         publish_attributes: true,
         ticks_per_second: (1000 / config.heartbeat.as_millis().max(1)) as u64,
         snapshot_count: config.snapshot_count,
+        max_request_bytes: config.max_request_bytes,
     };
     let member = Member::start(member_config, config.cluster.clone(), storage);
     let peer_addr = peer_listener.local_addr().map_err(io)?;
@@ -203,12 +211,15 @@ pub async fn start_on(
     let (handle, inbox) = driver::channel();
 
     let api = grpc::Api::new(handle.clone());
+    // etcd's gRPC server takes messages up to --max-request-bytes plus 512 KiB of
+    // headroom; a larger one is refused before it is decoded (ResourceExhausted).
+    let max = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
     let grpc = tonic::transport::Server::builder()
-        .add_service(kv_server::KvServer::new(api.clone()))
-        .add_service(watch_server::WatchServer::new(api.clone()))
-        .add_service(lease_server::LeaseServer::new(api.clone()))
-        .add_service(cluster_server::ClusterServer::new(api.clone()))
-        .add_service(maintenance_server::MaintenanceServer::new(api))
+        .add_service(kv_server::KvServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(watch_server::WatchServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(lease_server::LeaseServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(cluster_server::ClusterServer::new(api.clone()).max_decoding_message_size(max))
+        .add_service(maintenance_server::MaintenanceServer::new(api).max_decoding_message_size(max))
         .serve_with_incoming(
             TcpListenerStream::new(client_listener).map(|conn| conn.map(client_connection)),
         );

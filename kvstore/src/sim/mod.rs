@@ -165,6 +165,7 @@ impl SimCluster {
             publish_attributes: false,
             ticks_per_second: 10,
             snapshot_count: self.config.snapshot_count,
+            max_request_bytes: crate::request::MAX_REQUEST_BYTES,
         };
         Member::start(config, self.cluster.clone(), disk)
     }

@@ -339,7 +339,9 @@ impl Storage for SledStorage {
         if let Some(newest) = revisions.iter().map(|(r, _, _)| r.main).max() {
             self.values.written.fetch_max(newest, Ordering::AcqRel);
         }
-        let compacted = u64_value(fatal(self.mvcc.get(COMPACTED), "read the store")) as i64;
+        // Absent until the first compaction: -1, "never compacted", as a new store.
+        let compacted = fatal(self.mvcc.get(COMPACTED), "read the store")
+            .map_or(-1, |v| u64_value(Some(v)) as i64);
         let applied = u64_value(fatal(self.mvcc.get(APPLIED), "read the store"));
         let leases: Vec<(i64, i64)> = self
             .mvcc

@@ -44,10 +44,12 @@ impl Process {
         }
     }
 
-    /// The exit code of a workload that ended by itself.
+    /// The exit code of a process that ended by itself: a workload that finished, or
+    /// an etcd member that failed (2, etcd's exit on a fatal error).
     pub fn exit_code(&self) -> Option<i32> {
         match self {
             Process::Task { exit, .. } => *exit.lock().expect("exit lock"),
+            Process::Etcd(server) => server.exit().map(|exit| exit.code),
             _ => None,
         }
     }
@@ -165,6 +167,14 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         "{{\"level\":\"info\",\"msg\":\"started member\",\"name\":\"{}\",\"member-id\":\"{id:x}\",\"initial-cluster-state\":\"{}\"}}",
         f.name, f.initial_cluster_state
     ));
+    // A member that fails says why in its log, as etcd's last line before it exits.
+    let exited = server.exited();
+    let logs = logs.clone();
+    tokio::spawn(async move {
+        let exit = exited.await;
+        let line = serde_json::json!({"level": "panic", "msg": exit.reason});
+        log(&logs, line.to_string());
+    });
     Ok(Process::Etcd(server))
 }
 

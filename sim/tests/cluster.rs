@@ -35,3 +35,35 @@ async fn the_cluster_comes_up_with_its_control_plane_as_static_pods() {
         .exists());
     cluster.shutdown().await;
 }
+
+/// An etcd member whose data directory is deleted under it fails at its next write to
+/// the store and ends, as a real etcd process does: `docker ps -a` shows its container
+/// `Exited (2)`, `docker logs` says why, and the other two members keep a quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_member_that_fails_shows_exited_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(dir.path()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(30)).await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("node2/var/lib/etcd")).unwrap();
+    // A value big enough that the store writes a file of its own for it.
+    let big = "x".repeat(1 << 20);
+    let _ = sim::shell::run(&cluster, "node2", &format!("etcdctl put /big {big}")).await;
+    let line = apiserver::local::eventually("etcd2 exits", Duration::from_secs(30), || async {
+        let ps = sim::shell::run(&cluster, "node2", "docker ps -a")
+            .await
+            .stdout;
+        ps.lines()
+            .find(|l| l.ends_with("etcd2") && l.contains("Exited"))
+            .map(str::to_string)
+    })
+    .await;
+    assert!(line.contains("Exited (2)"), "{line}");
+    let logs = sim::shell::run(&cluster, "node2", "docker logs etcd2")
+        .await
+        .stdout;
+    let last = logs.lines().last().unwrap_or_default();
+    assert!(last.contains("\"level\":\"panic\""), "{logs}");
+    let status = sim::shell::run(&cluster, "node1", "etcdctl put /after quorum").await;
+    assert_eq!(status.stdout.trim(), "OK", "{status:?}");
+    cluster.shutdown().await;
+}

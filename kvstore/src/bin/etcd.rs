@@ -76,21 +76,66 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
+    // A panic prints one line, where and what, instead of a backtrace; if it was the
+    // member's, `run` then ends the process with the reason.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let location = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        let first = message.lines().next().unwrap_or_default();
+        eprintln!(
+            "etcd: panic in thread {}{location}: {first}",
+            thread.name().unwrap_or("?")
+        );
+    }));
     match run(flags) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Stopped::Error(e)) => {
             eprintln!("etcd: {e}");
             ExitCode::FAILURE
+        }
+        Err(Stopped::Fatal(exit)) => {
+            eprintln!("etcd: the member stopped: {}", exit.reason);
+            ExitCode::from(u8::try_from(exit.code).unwrap_or(1))
         }
     }
 }
 
-fn run(flags: Flags) -> Result<(), String> {
+/// Why `run` ended.
+enum Stopped {
+    /// The member could not start (bad flags, a data directory it must not open).
+    Error(String),
+    /// The member failed while serving; the process must end so that it can be
+    /// restarted, as etcd's does.
+    Fatal(server::Exit),
+}
+
+impl From<String> for Stopped {
+    fn from(e: String) -> Self {
+        Stopped::Error(e)
+    }
+}
+
+impl From<&str> for Stopped {
+    fn from(e: &str) -> Self {
+        Stopped::Error(e.to_string())
+    }
+}
+
+fn run(flags: Flags) -> Result<(), Stopped> {
     if flags.initial_cluster_state != "new" {
-        return Err(format!(
+        return Err(Stopped::Error(format!(
             "--initial-cluster-state {} is not supported (only new)",
             flags.initial_cluster_state
-        ));
+        )));
     }
     if flags.heartbeat_interval == 0 || flags.election_timeout < 2 * flags.heartbeat_interval {
         return Err("--election-timeout must be at least twice --heartbeat-interval".into());
@@ -147,9 +192,14 @@ fn run(flags: Flags) -> Result<(), String> {
             peer = %server.peer_addr,
             "ready to serve client requests"
         );
-        tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-        tracing::info!("received interrupt, stopping");
-        server.stop().await;
-        Ok(())
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => {
+                interrupted.map_err(|e| e.to_string())?;
+                tracing::info!("received interrupt, stopping");
+                server.stop().await;
+                Ok(())
+            }
+            exit = server.exited() => Err(Stopped::Fatal(exit)),
+        }
     })
 }

@@ -29,7 +29,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::Outbound;
 use crate::error::{Error, Result};
@@ -165,11 +165,26 @@ pub fn channel() -> (Handle, Inbox) {
     (Handle { events }, Inbox(inbox))
 }
 
+/// Why a member ended by itself, and the exit code a process should end with: 2, as a
+/// Go program that panics (etcd's own exit when its Raft loop or its disk fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The process exit code.
+    pub code: i32,
+    /// One line: what went wrong.
+    pub reason: String,
+}
+
 /// Starts the driver thread for `member`, ticking every `tick`, on `runtime` (a
 /// current-thread runtime that already holds the member's sockets and their tasks:
 /// they all run on this one thread). Returns the thread; it ends when `stop` fires
 /// (`Server::stop`, or the server dropped): the member and its storage are dropped,
 /// as in a clean shutdown, then the runtime with every connection in it.
+///
+/// If the member fails — a panic in its Raft loop, its store or its disk — the thread
+/// ends too, with every socket closed, and `exit` says why. A member must not linger
+/// as a zombie: a process that is alive but serves nothing is never restarted by
+/// anyone, so the `etcd` binary exits when `exit` is set.
 pub fn spawn<S: Storage + Send + 'static>(
     runtime: tokio::runtime::Runtime,
     inbox: Inbox,
@@ -177,18 +192,30 @@ pub fn spawn<S: Storage + Send + 'static>(
     tick: Duration,
     outbound: Outbound,
     stop: oneshot::Receiver<()>,
+    exit: watch::Sender<Option<Exit>>,
 ) -> std::thread::JoinHandle<()> {
     let name = format!("member-{:x}", member.id());
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            runtime.block_on(async move {
-                tokio::select! {
-                    () = run(member, tick, inbox.0, outbound) => {}
-                    _ = stop => {}
-                }
-            });
-            drop(runtime);
+            let exit_on_panic = exit.clone();
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        () = run(member, tick, inbox.0, outbound, exit) => {}
+                        _ = stop => {}
+                    }
+                })
+            }));
+            drop(runtime); // closes every socket of the member
+            if let Err(panic) = ran {
+                // A panic outside a round (one inside is caught there, with the member
+                // kept from flushing a failed disk).
+                let _ = exit_on_panic.send(Some(Exit {
+                    code: 2,
+                    reason: panic_message(panic.as_ref()),
+                }));
+            }
         })
         .expect("a thread for the member")
 }
@@ -203,85 +230,136 @@ fn first_request_id(member_id: u64) -> u64 {
     ((member_id & 0xffff) << 48) | ((millis & 0xff_ffff_ffff) << 8)
 }
 
+/// The member and what the driver keeps about its clients, between rounds.
+struct Driver<S: Storage> {
+    member: Member<S>,
+    outbound: Outbound,
+    next_id: u64,
+    next_watch: i64,
+    waiting: HashMap<u64, oneshot::Sender<Result<Response>>>,
+    watches: HashMap<i64, mpsc::UnboundedSender<WatchDelivery>>,
+    seen: (raft::StateRole, u64),
+}
+
 async fn run<S: Storage>(
-    mut member: Member<S>,
+    member: Member<S>,
     tick: Duration,
     mut inbox: mpsc::Receiver<Event>,
-    mut outbound: Outbound,
+    outbound: Outbound,
+    exit: watch::Sender<Option<Exit>>,
 ) {
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut next_id = first_request_id(member.id());
-    let mut next_watch = 1;
-    let mut waiting: HashMap<u64, oneshot::Sender<Result<Response>>> = HashMap::new();
-    let mut watches: HashMap<i64, mpsc::UnboundedSender<WatchDelivery>> = HashMap::new();
-    let mut seen = (member.status().role, 0);
+    let mut driver = Driver {
+        next_id: first_request_id(member.id()),
+        next_watch: 1,
+        waiting: HashMap::new(),
+        watches: HashMap::new(),
+        seen: (member.status().role, 0),
+        member,
+        outbound,
+    };
     loop {
         let first = tokio::select! {
-            _ = ticker.tick() => {
-                member.tick();
-                None
-            }
+            _ = ticker.tick() => None,
             event = inbox.recv() => match event {
                 Some(event) => Some(event),
                 None => return, // every handle is gone: shut down
             },
         };
         // Take everything already queued: one Ready (and one fsync) for the lot.
-        let queued = std::iter::from_fn(|| inbox.try_recv().ok()).take(1024);
-        for event in first.into_iter().chain(queued.collect::<Vec<_>>()) {
+        let queued: Vec<Event> = std::iter::from_fn(|| inbox.try_recv().ok())
+            .take(1024)
+            .collect();
+        let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            driver.round(first, queued);
+        }));
+        if let Err(panic) = round {
+            let _ = exit.send(Some(Exit {
+                code: 2,
+                reason: panic_message(panic.as_ref()),
+            }));
+            // The member failed half-way through a round: what it holds in memory is
+            // not to be trusted, and its disk may be what failed. It is not dropped,
+            // because dropping its storage flushes it, and a store whose disk failed
+            // can wait for that flush forever. The process ends now (the `etcd` binary
+            // exits on `exit`); the restarted member starts from what is on disk.
+            std::mem::forget(driver);
+            return;
+        }
+    }
+}
+
+/// The first line of a panic's message.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    message.lines().next().unwrap_or_default().to_string()
+}
+
+impl<S: Storage> Driver<S> {
+    /// One round: a tick (no event) or the events that woke the driver, then the Ready
+    /// loop, and what came out of it handed to the sockets and the waiting clients.
+    fn round(&mut self, first: Option<Event>, queued: Vec<Event>) {
+        if first.is_none() {
+            self.member.tick();
+        }
+        for event in first.into_iter().chain(queued) {
             match event {
                 Event::Request { request, reply } => {
-                    let id = next_id;
-                    next_id += 1;
-                    match member.request(id, request) {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    match self.member.request(id, request) {
                         Ok(()) => {
-                            waiting.insert(id, reply);
+                            self.waiting.insert(id, reply);
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
                         }
                     }
                 }
-                Event::Peer(message) => member.step(message),
+                Event::Peer(message) => self.member.step(message),
                 Event::PeerLost(peer) => {
                     tracing::info!(peer = %format!("{peer:x}"), "lost the connection from a peer");
-                    member.peer_lost(peer);
+                    self.member.peer_lost(peer);
                 }
                 Event::Watch {
                     create,
                     sink,
                     reply,
                 } => {
-                    let id = next_watch;
-                    next_watch += 1;
-                    let result = member.watch(id, create).map(|()| id);
+                    let id = self.next_watch;
+                    self.next_watch += 1;
+                    let result = self.member.watch(id, create).map(|()| id);
                     if result.is_ok() {
-                        watches.insert(id, sink);
+                        self.watches.insert(id, sink);
                     }
                     let _ = reply.send(result);
                 }
                 Event::CancelWatch(id) => {
-                    member.cancel_watch(id);
-                    watches.remove(&id);
+                    self.member.cancel_watch(id);
+                    self.watches.remove(&id);
                 }
                 Event::Snapshot(reply) => {
-                    let _ = reply.send(crate::snapshot::encode(member.store()));
+                    let _ = reply.send(crate::snapshot::encode(self.member.store()));
                 }
                 Event::Status(reply) => {
                     let _ = reply.send(StatusReport {
-                        status: member.status(),
-                        header: member.header(),
-                        db_size: member.storage().size_on_disk(),
-                        members: member.cluster().members.clone(),
+                        status: self.member.status(),
+                        header: self.member.header(),
+                        db_size: self.member.storage().size_on_disk(),
+                        members: self.member.cluster().members.clone(),
                     });
                 }
             }
         }
         // Role and leader changes, as etcd's raft logs them.
-        let status = member.status();
-        if (status.role, status.leader) != seen {
-            seen = (status.role, status.leader);
+        let status = self.member.status();
+        if (status.role, status.leader) != self.seen {
+            self.seen = (status.role, status.leader);
             tracing::info!(
                 role = ?status.role,
                 term = status.term,
@@ -289,23 +367,25 @@ async fn run<S: Storage>(
                 "raft state changed"
             );
         }
-        for peer in outbound.unreachable() {
-            member.report_unreachable(peer);
+        for peer in self.outbound.unreachable() {
+            self.member.report_unreachable(peer);
         }
-        let ready = member.ready_sending(|messages| outbound.send(messages));
-        outbound.send(ready.messages);
+        let ready = self
+            .member
+            .ready_sending(|messages| self.outbound.send(messages));
+        self.outbound.send(ready.messages);
         for id in &ready.canceled_watches {
-            watches.remove(id); // closing the sink ends the client's watch
+            self.watches.remove(id); // closing the sink ends the client's watch
         }
         for done in ready.completions {
-            if let Some(reply) = waiting.remove(&done.id) {
+            if let Some(reply) = self.waiting.remove(&done.id) {
                 let _ = reply.send(done.result); // the client may have gone away
             }
         }
         if !ready.watch_events.is_empty() {
-            let header = member.header();
+            let header = self.member.header();
             for batch in ready.watch_events {
-                let delivered = watches.get(&batch.watch_id).map(|sink| {
+                let delivered = self.watches.get(&batch.watch_id).map(|sink| {
                     sink.send(WatchDelivery {
                         header,
                         events: batch.events,
@@ -313,8 +393,8 @@ async fn run<S: Storage>(
                 });
                 if let Some(Err(_)) = delivered {
                     // The stream is gone: stop watching for it.
-                    member.cancel_watch(batch.watch_id);
-                    watches.remove(&batch.watch_id);
+                    self.member.cancel_watch(batch.watch_id);
+                    self.watches.remove(&batch.watch_id);
                 }
             }
         }

@@ -131,11 +131,11 @@ impl LocalCluster {
             .collect()
     }
 
-    /// Whether member `id` is running.
+    /// Whether member `id` is running (started, not stopped, and not failed).
     pub fn is_running(&self, id: u64) -> bool {
         self.servers
             .get(id as usize - 1)
-            .is_some_and(Option::is_some)
+            .is_some_and(|s| s.as_ref().is_some_and(|s| s.exit().is_none()))
     }
 
     /// Stops a member, like killing its process; its data directory stays.
@@ -150,6 +150,7 @@ impl LocalCluster {
         if self.is_running(id) {
             return Ok(());
         }
+        self.stop(id).await; // a failed member's thread is gone; this forgets it
         let server = server::start(self.config(id)).await?;
         self.servers[id as usize - 1] = Some(server);
         Ok(())

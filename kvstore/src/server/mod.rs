@@ -41,7 +41,7 @@ use crate::proto::etcdserverpb::{
     cluster_server, kv_server, lease_server, maintenance_server, watch_server,
 };
 use crate::storage::sled::SledStorage;
-pub use driver::Handle;
+pub use driver::{Exit, Handle};
 use transport::{host_port, Outbound, Tcp};
 
 /// How to run one member (etcd's flags, parsed).
@@ -114,9 +114,32 @@ pub struct Server {
     /// streams: stopping the member closes all of them at once, as a process exit would.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    exit: tokio::sync::watch::Receiver<Option<Exit>>,
 }
 
 impl Server {
+    /// Why the member ended by itself, once it has (`None` while it runs, and after
+    /// [`Server::stop`]).
+    pub fn exit(&self) -> Option<Exit> {
+        self.exit.borrow().clone()
+    }
+
+    /// Waits until the member ends by itself, and says why; a member that is only
+    /// ever stopped never gets here.
+    pub fn exited(&self) -> impl std::future::Future<Output = Exit> + Send + 'static {
+        let mut exit = self.exit.clone();
+        async move {
+            loop {
+                if let Some(exit) = exit.borrow_and_update().clone() {
+                    return exit;
+                }
+                if exit.changed().await.is_err() {
+                    return std::future::pending().await; // stopped: no exit to report
+                }
+            }
+        }
+    }
+
     /// Stops the member: every connection and stream closes, and its data directory
     /// is closed (it can be opened again).
     pub async fn stop(mut self) {
@@ -231,13 +254,23 @@ pub async fn start_on(
     });
     drop(inside);
     let (stop, stopped) = tokio::sync::oneshot::channel();
-    let thread = driver::spawn(runtime, inbox, member, config.heartbeat, outbound, stopped);
+    let (exit_tx, exit) = tokio::sync::watch::channel(None);
+    let thread = driver::spawn(
+        runtime,
+        inbox,
+        member,
+        config.heartbeat,
+        outbound,
+        stopped,
+        exit_tx,
+    );
     Ok(Server {
         handle,
         client_addr,
         peer_addr,
         stop: Some(stop),
         thread: Some(thread),
+        exit,
     })
 }
 

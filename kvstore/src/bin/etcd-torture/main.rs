@@ -15,8 +15,8 @@
 //! 3. A second phase restarts the cluster with a small `--snapshot-count`, so the
 //!    log is compacted often and a member that was down for a few seconds must be
 //!    sent a snapshot (counted from the members' logs).
-//! 4. A third phase damages a stopped member's write-ahead log (see [`wal`]): a torn
-//!    tail it must repair, then a flipped byte it must refuse to start on; the saved
+//! 4. A third phase damages a stopped member's write-ahead log (see [`wal`]): torn
+//!    tails it must repair, then a flipped byte it must refuse to start on; the saved
 //!    original is then restored.
 //! 5. Finally it stops the writers and checks (see [`check`]) that every member holds
 //!    every acknowledged write with its value, and that the members agree by
@@ -358,34 +358,44 @@ async fn follower(cluster: &Cluster, rng: &mut SplitMix64) -> usize {
     others[rng.below(others.len() as u64) as usize]
 }
 
-/// Damages the WAL of a stopped follower twice: a torn tail (it must come back) and
-/// a flipped byte in the middle (it must refuse to start and leave the file alone).
+/// Damages the WAL of a stopped follower three times: two torn tails (it must come
+/// back) and a flipped byte in the middle (it must refuse to start and leave the file
+/// alone).
 async fn wal_phase(cluster: &mut Cluster, rng: &mut SplitMix64, tally: &mut Tally) {
     let count = SMALL_SNAPSHOT_COUNT;
-    let victim = follower(cluster, rng).await;
-    cluster.kill(victim);
-    tally.wal += 1;
-    let dir = cluster.members[victim].data_dir.clone();
-    match wal::newest_segment(&dir).and_then(|s| wal::tear_tail(&s)) {
-        Ok(what) => {
-            println!("  torn tail: {what}");
-            let _ = cluster.spawn(victim, count);
-            let outcome = cluster.wait_serving(victim).await;
-            let back = matches!(outcome, Start::Serving);
-            let check = if back {
-                "torn tail: the member repaired it and came back".to_string()
-            } else {
-                let line = cluster.last_words(victim);
-                format!("torn tail: expected the member back; got {outcome:?} ({line})")
-            };
-            tally.wal_checks.push((check, back));
-            if !back {
-                check_start(cluster, victim, "a torn tail", count, tally).await;
+    for keep_zeros in [false, true] {
+        let victim = follower(cluster, rng).await;
+        cluster.kill(victim);
+        tally.wal += 1;
+        let dir = cluster.members[victim].data_dir.clone();
+        match wal::newest_segment(&dir).and_then(|s| wal::tear_tail(&s, keep_zeros)) {
+            Ok(what) => {
+                println!("  torn tail: {what}");
+                let _ = cluster.spawn(victim, count);
+                let outcome = cluster.wait_serving(victim).await;
+                let back = matches!(outcome, Start::Serving);
+                let shape = if keep_zeros {
+                    "zeros after it"
+                } else {
+                    "the file ends in it"
+                };
+                let check = if back {
+                    format!("torn tail ({shape}): repaired, the member came back")
+                } else {
+                    let line = cluster.last_words(victim);
+                    format!(
+                        "torn tail ({shape}): expected the member back; got {outcome:?} ({line})"
+                    )
+                };
+                tally.wal_checks.push((check, back));
+                if !back {
+                    check_start(cluster, victim, "a torn tail", count, tally).await;
+                }
             }
+            Err(e) => tally.failures.push(format!("torn tail: {e}")),
         }
-        Err(e) => tally.failures.push(format!("torn tail: {e}")),
+        pause(rng, 2000, 3000).await; // let it catch up while the writers go on
     }
-    pause(rng, 2000, 3000).await; // let it catch up while the writers go on
 
     let victim = follower(cluster, rng).await;
     cluster.kill(victim);

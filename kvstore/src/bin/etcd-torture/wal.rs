@@ -53,29 +53,45 @@ pub fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// Makes the segment end in a torn write: the first half of one more record after
-/// the last complete one, and nothing after it. This is what a power cut during the
-/// next `write` leaves: that record's `fdatasync` never finished, so the member never
-/// acknowledged it to anyone. (Cutting a record that *was* synced would remove an
-/// entry the leader already counted as stored here; Raft cannot work around that —
-/// etcd's raft panics with "tocommit is out of range", raft-rs with "to_commit is out
-/// of range" — so it is not a fault a member can be asked to survive.)
-pub fn tear_tail(segment: &Path) -> Result<String, String> {
+/// the last complete one. This is what a power cut during the next `write` leaves:
+/// that record's `fdatasync` never finished, so the member never acknowledged it to
+/// anyone. With `keep_zeros` the torn record lies in the preallocated zeros, as this
+/// WAL leaves it; without, the file ends in the middle of it, as after a crash while
+/// the file grew. (Cutting a record that *was* synced would remove an entry the
+/// leader already counted as stored here; Raft cannot work around that — etcd's raft
+/// panics with "tocommit is out of range", raft-rs with "to_commit is out of range" —
+/// so it is not a fault a member can be asked to survive.)
+pub fn tear_tail(segment: &Path, keep_zeros: bool) -> Result<String, String> {
     let mut bytes = fs::read(segment).map_err(|e| format!("read {}: {e}", segment.display()))?;
     let all = records(&bytes);
     let &(offset, len) = all.last().ok_or("the segment holds no record")?;
     let end = offset + len;
+    if bytes[end..].iter().any(|b| *b != 0) {
+        return Err(format!(
+            "{}: not only zeros after the last record",
+            segment.display()
+        ));
+    }
     // A copy of the last record, so the torn one has a real header and payload.
     let torn: Vec<u8> = bytes[offset..offset + HEADER + (len - HEADER) / 2].to_vec();
     let size = bytes.len();
-    bytes.truncate(end);
-    bytes.extend_from_slice(&torn);
+    if keep_zeros && end + torn.len() <= size {
+        bytes[end..end + torn.len()].copy_from_slice(&torn);
+    } else {
+        bytes.truncate(end);
+        bytes.extend_from_slice(&torn);
+    }
     fs::write(segment, &bytes).map_err(|e| format!("write {}: {e}", segment.display()))?;
+    let after = if bytes.len() == end + torn.len() {
+        "the end of the file"
+    } else {
+        "zeros"
+    };
     Ok(format!(
-        "{}: after record {}, {} of {} bytes of a next record, then the end ({size} -> {} bytes)",
+        "{}: after record {}, {} of {len} bytes of a next record, then {after} ({size} -> {} bytes)",
         segment.display(),
         all.len(),
         torn.len(),
-        len,
         bytes.len()
     ))
 }

@@ -43,11 +43,13 @@
 //! read back when needed (`mvcc/values.rs`), so memory holds the index, not the data.
 //!
 //! ## What is left out
-//! Physical compaction scheduling and `hashkv`. Leases are in `mvcc/lease.rs`.
+//! Physical compaction scheduling. Leases are in `mvcc/lease.rs`; `hashkv`, the
+//! history's checksum, in `mvcc/hash.rs`.
 //!
 //! Transactions — and every write, which is just a one-operation transaction — live in
 //! `mvcc/txn.rs`.
 
+pub mod hash;
 mod lease;
 mod txn;
 pub mod values;

@@ -18,9 +18,9 @@ use crate::error::Error;
 use crate::proto::etcdserverpb::{
     cluster_server, kv_server, maintenance_server, watch_request, watch_server, AlarmRequest,
     AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    Member, MemberListRequest, MemberListResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, ResponseHeader, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
-    WatchRequest, WatchResponse,
+    HashKvRequest, HashKvResponse, Member, MemberListRequest, MemberListResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, ResponseHeader, StatusRequest, StatusResponse,
+    TxnRequest, TxnResponse, WatchRequest, WatchResponse,
 };
 use crate::proto::etcdserverpb::{
     lease_server, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
@@ -257,6 +257,19 @@ impl maintenance_server::Maintenance for Api {
             blob: sha.to_vec(),
         }));
         Ok(GrpcResponse::new(Box::pin(tokio_stream::iter(messages))))
+    }
+
+    async fn hash_kv(
+        &self,
+        r: GrpcRequest<HashKvRequest>,
+    ) -> Result<GrpcResponse<HashKvResponse>, Status> {
+        let revision = r.into_inner().revision;
+        let (h, header) = self.member.hash_kv(revision).await.map_err(to_status)?;
+        Ok(GrpcResponse::new(HashKvResponse {
+            header: Some(header),
+            hash: h.hash,
+            compact_revision: h.compact_revision,
+        }))
     }
 
     async fn status(

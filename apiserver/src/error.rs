@@ -184,6 +184,7 @@ impl From<kvstore::Error> for Error {
             | kvstore::Error::NoLeader
             | kvstore::Error::LeaderChanged
             | kvstore::Error::Unavailable(_)
+            | kvstore::Error::ConnectionLost(_)
             | kvstore::Error::Stopped => Error::StorageUnavailable(e.to_string()),
             other => Error::Internal(other.to_string()),
         }

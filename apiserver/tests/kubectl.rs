@@ -1,11 +1,13 @@
 //! The real `kubectl` (1.32) against our apiserver over a 3-member kvstore: each
 //! command must print what it prints against real Kubernetes (modulo ages and names).
+//! Without kubectl on PATH the test skips, saying so (see `support/tools.rs`).
 
 mod support;
 
 use std::time::{Duration, Instant};
 
 use kvstore::proto::etcdserverpb::RangeRequest;
+use support::tools::{self, KUBECTL};
 use support::Env;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -96,6 +98,9 @@ fn header(text: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_kubectl_works_against_our_apiserver() {
+    if tools::skip_unless_installed(&KUBECTL) {
+        return;
+    }
     let mut env = Env::start().await;
 
     let out = env.ok(&["version"]).await;

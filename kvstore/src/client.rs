@@ -3,14 +3,20 @@
 //!
 //! The client talks to one member at a time. When that member cannot be reached, or
 //! answers that it has no leader, the client moves on to the next endpoint and tries
-//! again, until its deadline. Which failures it may retry on depends on the request:
+//! again, until its deadline. What it may retry depends on what it knows of the
+//! request (see `Failure`):
 //!
-//! - a **read** changes nothing, so it is retried after any "unavailable" failure;
-//! - a **write** is retried only when it certainly did not happen: the member could not
-//!   be reached at all, or it had no leader (the request was never proposed). A write
-//!   that *timed out* may have committed; retrying it could apply it twice, so the
-//!   error goes back to the caller, who can read and decide (Kubernetes does: an
-//!   update carries the resourceVersion it expects).
+//! - a request that **never left** the client (no connection could be made, or the
+//!   connection was found closed before the request was handed to it) goes to the
+//!   next member, whatever it is;
+//! - a **read** changes nothing, so it is also retried after any transient failure,
+//!   even one that came after it was sent;
+//! - a **write** that was sent is retried only when the member said it certainly did
+//!   not happen (no leader: never proposed). A write whose outcome is unknown — it
+//!   timed out, or its connection broke before the answer — may have committed;
+//!   retrying it could apply it twice, so the error goes back to the caller as an
+//!   indeterminate one ([`Error::is_indeterminate`]), who can read and decide
+//!   (Kubernetes does: an update carries the resourceVersion it expects).
 //!
 //! Errors come back as the crate's [`Error`], decoded from etcd's gRPC messages, so a
 //! caller can tell `request timed out` from `no leader` from `compacted`.
@@ -65,24 +71,113 @@ pub fn from_status(status: &Status) -> Error {
     Error::Unavailable(format!("{}: {message}", status.code()))
 }
 
-/// Whether the request certainly never took effect, so a write may be retried: the
-/// member had no leader (never proposed), was stopping, or could not be connected to.
-/// A connection that broke *after* the request was sent is not in the list: the write
-/// may have happened.
-fn never_happened(status: &Status) -> bool {
-    match from_status(status) {
-        Error::NoLeader | Error::Stopped => true,
-        Error::Unavailable(text) => text.contains("connect"),
-        _ => false,
+/// What a failed call tells about the request it carried. The line that matters is
+/// whether the request left this client: one that never did may go to another member,
+/// whatever it is; one that did may have been applied, and only a read may be repeated.
+#[derive(Debug)]
+enum Failure {
+    /// The request never left this client: no connection could be made (refused, or no
+    /// answer within the connect timeout), or the connection was found closed before the
+    /// request was handed to it. On a busy machine the second is common: the member went
+    /// away, and the client's connection task had not yet run to notice when the next
+    /// request was queued on it. hyper then gives the request back unsent ("operation
+    /// was canceled"), which tonic reports as `Cancelled`.
+    NotSent(Error),
+    /// The request was handed to a connection, which broke before an answer came (a
+    /// reset, a broken pipe, our own deadline): the member may have applied it.
+    Lost(Error),
+    /// A member answered with an error status (etcd's message, decoded).
+    Answered(Error, Code),
+}
+
+impl Failure {
+    /// Sorts out a failed call. A status a member sent arrives in the response's
+    /// trailers and carries no source; one that tonic made here, from a failure of the
+    /// connection, carries that failure as its source.
+    fn of(status: &Status) -> Failure {
+        let Some(cause) = std::error::Error::source(status) else {
+            return Failure::Answered(from_status(status), status.code());
+        };
+        let mut next = Some(cause);
+        while let Some(e) = next {
+            if e.is::<tonic::ConnectError>() {
+                return Failure::NotSent(from_status(status));
+            }
+            if e.is::<tonic::TimeoutExpired>() {
+                // Our own deadline passed: the request may be in flight still.
+                return Failure::Lost(Error::Timeout);
+            }
+            next = e.source();
+        }
+        if status.code() == Code::Cancelled {
+            return Failure::NotSent(Error::Unavailable(format!(
+                "the connection closed before the request was sent ({})",
+                causes(status)
+            )));
+        }
+        Failure::Lost(Error::ConnectionLost(causes(status)))
+    }
+
+    /// Whether the call may be sent to another member after this failure.
+    fn may_retry(&self, kind: Kind) -> bool {
+        match (self, kind) {
+            (Failure::NotSent(_), _) => true,
+            (Failure::Lost(_), Kind::Read) => true,
+            (Failure::Lost(_), Kind::Write) => false,
+            // No leader: never proposed. Stopped: never reached the member's Raft.
+            (Failure::Answered(e, _), Kind::Write) => {
+                matches!(e, Error::NoLeader | Error::Stopped)
+            }
+            (Failure::Answered(_, code), Kind::Read) => matches!(
+                code,
+                Code::Unavailable | Code::Unknown | Code::DeadlineExceeded
+            ),
+        }
+    }
+
+    /// How much this failure says, to pick the one to report when every try failed:
+    /// what a member said ("no leader", with one member left of three) is the news,
+    /// more than a broken connection, which is more than a member that could not be
+    /// reached at all.
+    fn weight(&self) -> u8 {
+        match self {
+            Failure::NotSent(_) => 0,
+            Failure::Lost(_) => 1,
+            Failure::Answered(..) => 2,
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Failure::NotSent(e) | Failure::Lost(e) | Failure::Answered(e, _) => e,
+        }
     }
 }
 
-/// Whether a read may be retried elsewhere after this failure.
-fn retry_read(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded
-    )
+/// A local status's message and the chain of errors under it, for a message that says
+/// what broke: `transport error: connection error: stream closed because of a broken
+/// pipe` rather than `transport error`.
+fn causes(status: &Status) -> String {
+    let mut text = status.message().to_string();
+    let mut next = std::error::Error::source(status);
+    while let Some(e) = next {
+        let line = e.to_string();
+        if !text.ends_with(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        next = e.source();
+    }
+    text
+}
+
+/// Whether a call changes the store, which decides what may be retried.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Changes nothing: retried after any transient failure.
+    Read,
+    /// Put, delete, txn, compact: retried only when it certainly did not happen.
+    Write,
 }
 
 /// How a client behaves.
@@ -151,14 +246,14 @@ impl Client {
     }
 
     /// Runs `call` against the current member, moving to the next one after a failure
-    /// that `retry` allows, until the deadline.
-    async fn with_failover<T, F, Fut>(&self, retry: fn(&Status) -> bool, call: F) -> Result<T>
+    /// that a call of this `kind` may be retried after, until the deadline.
+    async fn with_failover<T, F, Fut>(&self, kind: Kind, call: F) -> Result<T>
     where
         F: Fn(Channel, Duration) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, Status>>,
     {
         let deadline = Instant::now() + self.config.timeout;
-        let mut last = None;
+        let mut last: Option<Failure> = None;
         // Try every member at least once, and keep cycling while time remains.
         let mut attempts = 0;
         while attempts < self.channels.len() || Instant::now() < deadline {
@@ -167,40 +262,33 @@ impl Client {
                 break;
             }
             let current = self.current.load(Ordering::Relaxed) % self.channels.len();
-            match call(self.channels[current].clone(), left).await {
+            let failure = match call(self.channels[current].clone(), left).await {
                 Ok(value) => return Ok(value),
-                Err(status) if retry(&status) => {
-                    // Keep what a member said over "could not connect": with one member
-                    // left of three, "no leader" is the news, not the dead ones.
-                    let e = from_status(&status);
-                    let unreachable =
-                        |e: &Error| matches!(e, Error::Unavailable(t) if t.contains("connect"));
-                    if last.as_ref().is_none_or(unreachable) || !unreachable(&e) {
-                        last = Some(e);
-                    }
-                    // Move on, unless another clone already did.
-                    let next = (current + 1) % self.channels.len();
-                    let _ = self.current.compare_exchange(
-                        current,
-                        next,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
-                    attempts += 1;
-                    if attempts % self.channels.len() == 0 {
-                        // A whole round failed: give an election a moment.
-                        tokio::time::sleep(Duration::from_millis(50).min(left)).await;
-                    }
-                }
-                Err(status) => return Err(from_status(&status)),
+                Err(status) => Failure::of(&status),
+            };
+            if !failure.may_retry(kind) {
+                return Err(failure.into_error());
+            }
+            if last.as_ref().is_none_or(|l| failure.weight() >= l.weight()) {
+                last = Some(failure);
+            }
+            // Move on, unless another clone already did.
+            let next = (current + 1) % self.channels.len();
+            let _ =
+                self.current
+                    .compare_exchange(current, next, Ordering::Relaxed, Ordering::Relaxed);
+            attempts += 1;
+            if attempts % self.channels.len() == 0 {
+                // A whole round failed: give an election a moment.
+                tokio::time::sleep(Duration::from_millis(50).min(left)).await;
             }
         }
-        Err(last.unwrap_or(Error::Timeout))
+        Err(last.map_or(Error::Timeout, Failure::into_error))
     }
 
     /// Reads keys.
     pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
-        self.with_failover(retry_read, |channel, left| {
+        self.with_failover(Kind::Read, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
             async move { Ok(KvClient::new(channel).range(request).await?.into_inner()) }
@@ -210,7 +298,7 @@ impl Client {
 
     /// Writes a key.
     pub async fn put(&self, request: PutRequest) -> Result<PutResponse> {
-        self.with_failover(never_happened, |channel, left| {
+        self.with_failover(Kind::Write, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
             async move { Ok(KvClient::new(channel).put(request).await?.into_inner()) }
@@ -220,7 +308,7 @@ impl Client {
 
     /// Deletes a key or a range.
     pub async fn delete_range(&self, request: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
-        self.with_failover(never_happened, |channel, left| {
+        self.with_failover(Kind::Write, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
             async move {
@@ -235,7 +323,7 @@ impl Client {
 
     /// Runs a transaction.
     pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse> {
-        self.with_failover(never_happened, |channel, left| {
+        self.with_failover(Kind::Write, |channel, left| {
             let mut request = tonic::Request::new(request.clone());
             request.set_timeout(left);
             async move { Ok(KvClient::new(channel).txn(request).await?.into_inner()) }
@@ -245,7 +333,7 @@ impl Client {
 
     /// Compacts history.
     pub async fn compact(&self, revision: i64) -> Result<CompactionResponse> {
-        self.with_failover(never_happened, |channel, left| {
+        self.with_failover(Kind::Write, |channel, left| {
             let mut request = tonic::Request::new(CompactionRequest {
                 revision,
                 physical: false,
@@ -258,7 +346,7 @@ impl Client {
 
     /// The status of the member the client is using.
     pub async fn status(&self) -> Result<StatusResponse> {
-        self.with_failover(retry_read, |channel, left| {
+        self.with_failover(Kind::Read, |channel, left| {
             let mut request = tonic::Request::new(StatusRequest {});
             request.set_timeout(left);
             async move {
@@ -274,7 +362,7 @@ impl Client {
     /// Downloads a snapshot of one member's store: the body and its SHA-256 trailer,
     /// exactly the bytes `etcdctl snapshot save` writes.
     pub async fn snapshot(&self) -> Result<Vec<u8>> {
-        self.with_failover(retry_read, |channel, _| async move {
+        self.with_failover(Kind::Read, |channel, _| async move {
             let mut stream = MaintenanceClient::new(channel)
                 .snapshot(SnapshotRequest {})
                 .await?
@@ -295,7 +383,7 @@ impl Client {
         &self,
         create: WatchCreateRequest,
     ) -> Result<tonic::Streaming<WatchResponse>> {
-        self.with_failover(retry_read, |channel, _| {
+        self.with_failover(Kind::Read, |channel, _| {
             let create = create.clone();
             async move {
                 let request = WatchRequest {

@@ -8,8 +8,9 @@
 //! - *definite* failures: the request had no effect (bad input, no leader to propose to,
 //!   a compacted revision). Retrying is always safe.
 //! - *indeterminate* failures ([`Error::is_indeterminate`]): the request was handed to
-//!   Raft and we stopped waiting. It may still commit. A write that timed out must be
-//!   treated as "maybe applied" — exactly what the linearizability checker does.
+//!   Raft (or sent on a connection that then broke) and we stopped waiting. It may
+//!   still commit. A write that timed out must be treated as "maybe applied" — exactly
+//!   what the linearizability checker does.
 
 /// Everything that can go wrong with a kvstore request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,13 +85,21 @@ pub enum Error {
     /// The member is down: the request never reached it. Definite.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// A client sent the request, then its connection broke (reset, closed, cancelled)
+    /// before an answer came: the member may have applied it or not. Indeterminate. Only
+    /// a client reports this; no member ever answers with it.
+    #[error("kvstore: connection lost before the answer came: {0}")]
+    ConnectionLost(String),
 }
 
 impl Error {
-    /// True when the request may or may not have taken effect (it reached Raft and we
-    /// stopped waiting). Clients must not assume a write failed after such an error.
+    /// True when the request may or may not have taken effect (it reached Raft, or left
+    /// on a connection that broke, and we stopped waiting). Clients must not assume a write failed after such an error.
     pub fn is_indeterminate(&self) -> bool {
-        matches!(self, Error::Timeout | Error::LeaderChanged)
+        matches!(
+            self,
+            Error::Timeout | Error::LeaderChanged | Error::ConnectionLost(_)
+        )
     }
 }
 

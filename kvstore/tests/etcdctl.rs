@@ -1,11 +1,13 @@
 //! The real `etcdctl` 3.4 (Debian's etcd-client; `scripts/test` installs it) against a
 //! three-member cluster of ours: each command's output must be what etcd would print.
+//! Without etcdctl on PATH each test skips, saying so (see `support/tools.rs`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod support;
+use support::tools::{self, ETCDCTL};
 use support::Cluster;
 
 /// Runs etcdctl against `endpoint`; returns (exit code, stdout, stderr).
@@ -23,7 +25,7 @@ fn etcdctl_with_input(endpoint: &str, args: &[&str], input: &str) -> (i32, Strin
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("etcdctl is installed (scripts/test installs Debian's etcd-client)");
+        .expect("etcdctl runs (the test checked it is on PATH)");
     child
         .stdin
         .take()
@@ -53,6 +55,9 @@ fn put_eventually(endpoint: &str, key: &str, value: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_etcdctl_works_against_our_cluster() {
+    if tools::skip_unless_installed(&ETCDCTL) {
+        return;
+    }
     let mut cluster = Cluster::start(3).await;
     let (e1, e2, e3) = (cluster.addr(1), cluster.addr(2), cluster.addr(3));
     tokio::task::block_in_place(|| {
@@ -212,6 +217,9 @@ async fn real_etcdctl_works_against_our_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_etcdctl_leases() {
+    if tools::skip_unless_installed(&ETCDCTL) {
+        return;
+    }
     let mut cluster = Cluster::start(3).await;
     let (e1, e2) = (cluster.addr(1), cluster.addr(2));
     tokio::task::block_in_place(|| {
@@ -265,4 +273,23 @@ async fn real_etcdctl_leases() {
     for id in 1..=3 {
         cluster.stop(id).await;
     }
+}
+
+/// The version check reads every banner the tools print (kubectl's changed in 1.28).
+#[test]
+fn tool_versions_are_read_from_their_banners() {
+    let v = tools::first_version;
+    assert_eq!(
+        v("Client Version: v1.32.0\nKustomize Version: v5.5.0\n"),
+        Some((1, 32))
+    );
+    assert_eq!(
+        v("Client Version: version.Info{Major:\"1\", Minor:\"20\", GitVersion:\"v1.20.11\"}"),
+        Some((1, 20))
+    );
+    assert_eq!(
+        v("etcdctl version: 3.4.30\nAPI version: 3.4\n"),
+        Some((3, 4))
+    );
+    assert_eq!(v("no version here."), None);
 }

@@ -174,3 +174,125 @@ async fn a_learners_commands_work_on_the_nodes() {
     );
     cluster.shutdown().await;
 }
+
+/// A node's shell reaches the node's files and nothing else: `..` stops at the node's
+/// `/` (as in a chroot), and a symbolic link that leads outside the node is refused,
+/// for reading and for writing. A file next to the data root and one on another node
+/// must survive everything a learner can type on node1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shell_cannot_reach_outside_its_node() {
+    use std::os::unix::fs::symlink;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cluster = Cluster::create(&data).await.unwrap();
+    let node1 = data.join("node1");
+    let outside = dir.path().join("x");
+    std::fs::write(&outside, "the host's file\n").unwrap();
+    let on_node2 = data.join("node2/tmp/x");
+    std::fs::write(&on_node2, "node2's file\n").unwrap();
+
+    // `..` past the node's root: node1's `/x`, which does not exist.
+    for line in [
+        "rm /../../x",
+        "rm ../../x",
+        "rm ../../../x",
+        "rm /root/../../../x",
+        "rm /../node2/tmp/x",
+        "rm ../../node2/tmp/x",
+    ] {
+        let out = run(&cluster, "node1", line).await;
+        assert_eq!(out.code, 1, "{line}: {out:?}");
+        assert!(
+            out.stderr.ends_with("No such file or directory\n"),
+            "{line}: {out:?}"
+        );
+    }
+    let out = run(&cluster, "node1", "cat /../../x").await;
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (1, "", "cat: /../../x: No such file or directory\n")
+    );
+    let out = run(&cluster, "node1", "ls /../..").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.lines().any(|l| l == "etc") && !out.stdout.contains("data"),
+        "ls /../.. lists node1's /: {out:?}"
+    );
+    // Inside the node, `..` works as usual.
+    let out = run(
+        &cluster,
+        "node1",
+        "ls /etc/kubernetes/../kubernetes/manifests",
+    )
+    .await;
+    assert!(out.stdout.contains("kube-apiserver.yaml"), "{out:?}");
+
+    // Symbolic links that lead outside: to a file, to a directory, and one whose
+    // target does not exist yet (writing through it would create a file outside).
+    symlink(&outside, node1.join("tmp/escape")).unwrap();
+    symlink("../../..", node1.join("tmp/up")).unwrap();
+    symlink(dir.path().join("new"), node1.join("tmp/new")).unwrap();
+    let refused = |out: &Output, prefix: &str| {
+        out.code != 0
+            && out.stdout.is_empty()
+            && out.stderr.starts_with(prefix)
+            && out.stderr.contains("Permission denied")
+            && out.stderr.contains("outside node1")
+    };
+    for (line, prefix) in [
+        ("cat /tmp/escape", "cat: /tmp/escape: "),
+        ("cat /tmp/up/x", "cat: /tmp/up/x: "),
+        ("rm /tmp/up/x", "rm: cannot remove '/tmp/up/x': "),
+        ("ls /tmp/up", "ls: cannot access '/tmp/up': "),
+        (
+            "etcdctl snapshot status /tmp/escape",
+            "Error: /tmp/escape: ",
+        ),
+        (
+            "etcdctl snapshot restore /tmp/escape --data-dir /tmp/restored",
+            "Error: /tmp/escape: ",
+        ),
+        (
+            "etcdctl snapshot restore /etc/kubernetes/pki/ca.crt --data-dir /tmp/up/restored",
+            "Error: /tmp/up/restored: ",
+        ),
+        ("etcdctl snapshot save /tmp/new", "Error: /tmp/new: "),
+        (
+            "etcdctl snapshot save /tmp/up/backup",
+            "Error: /tmp/up/backup: ",
+        ),
+    ] {
+        let out = run(&cluster, "node1", line).await;
+        assert!(refused(&out, prefix), "{line}: {out:?}");
+    }
+    // kubectl's kubeconfig, made a link to a file outside: neither read nor written.
+    let kubeconfig = node1.join("root/.kube/config");
+    std::fs::remove_file(&kubeconfig).unwrap();
+    symlink(dir.path().join("kubeconfig"), &kubeconfig).unwrap();
+    let out = run(
+        &cluster,
+        "node1",
+        "kubectl config set-cluster evil --server=https://10.0.0.99:6443",
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("outside node1"), "{out:?}");
+    assert!(!dir.path().join("kubeconfig").exists());
+    // `rm` of a link removes the link (which is on the node), never its target.
+    let out = run(&cluster, "node1", "rm /tmp/escape").await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(node1.join("tmp/escape").symlink_metadata().is_err());
+
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "the host's file\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&on_node2).unwrap(),
+        "node2's file\n"
+    );
+    assert!(!dir.path().join("new").exists());
+    assert!(!dir.path().join("restored").exists());
+    cluster.shutdown().await;
+}

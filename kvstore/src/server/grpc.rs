@@ -41,7 +41,8 @@ pub fn to_status(e: Error) -> Status {
         | Error::NoLeader
         | Error::LeaderChanged
         | Error::Stopped
-        | Error::Unavailable(_) => Code::Unavailable,
+        | Error::Unavailable(_)
+        | Error::ConnectionLost(_) => Code::Unavailable,
         Error::Compacted { .. } | Error::FutureRevision | Error::LeaseTtlTooLarge => {
             Code::OutOfRange
         }

@@ -1,6 +1,8 @@
 //! A cluster of real members on loopback, shared by the server tests.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod tools;
+
 use std::ops::{Deref, DerefMut};
 
 use kvstore::proto::etcdserverpb::kv_client::KvClient;

@@ -14,6 +14,7 @@ use kvstore::request::prefix_end;
 
 use super::Output;
 use crate::cluster::{Cluster, Node};
+use crate::node::{reason, Follow};
 
 #[derive(Parser)]
 #[command(name = "etcdctl")]
@@ -136,7 +137,21 @@ fn error(e: impl std::fmt::Display) -> Output {
     Output::fail(format!("Error: {e}"), 1)
 }
 
+/// `Error: PATH: REASON` for a file etcdctl could not read or write.
+fn file_error(path: &str, e: &std::io::Error) -> Output {
+    error(format!("{path}: {}", reason(e)))
+}
+
 impl Ctl<'_> {
+    /// A file or directory named on the command line, as a host path on this node
+    /// (confined to the node: see [`crate::node::NodeContext::resolve`]).
+    fn on_node(&self, path: &str) -> Result<std::path::PathBuf, Output> {
+        self.node
+            .ctx
+            .resolve(path, Follow::All)
+            .map_err(|e| file_error(path, &e))
+    }
+
     fn resolve(&self, url: &str) -> String {
         let url = if url.contains("://") {
             url.to_string()
@@ -244,15 +259,17 @@ impl Ctl<'_> {
                     },
             } => {
                 let dir = data_dir.unwrap_or_else(|| format!("{name}.etcd"));
-                let bytes = std::fs::read(self.node.ctx.path(&file))
-                    .map_err(|e| error(format!("{file}: {e}")))?;
+                // Both paths are checked before anything is read or written.
+                let source = self.on_node(&file)?;
+                let target = self.on_node(&dir)?;
+                let bytes = std::fs::read(source).map_err(|e| file_error(&file, &e))?;
                 let status = kvstore::snapshot::restore_member(
                     &bytes,
                     &name,
                     initial_cluster.as_deref(),
                     &initial_cluster_token,
                     &initial_advertise_peer_urls,
-                    &self.node.ctx.path(&dir),
+                    &target,
                 )
                 .map_err(error)?;
                 let now = self.node.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
@@ -269,8 +286,8 @@ impl Ctl<'_> {
             Command::Snapshot {
                 what: SnapshotCmd::Status { file },
             } => {
-                let bytes = std::fs::read(self.node.ctx.path(&file))
-                    .map_err(|e| error(format!("{file}: {e}")))?;
+                let bytes =
+                    std::fs::read(self.on_node(&file)?).map_err(|e| file_error(&file, &e))?;
                 let status = kvstore::snapshot::status(&bytes).map_err(error)?;
                 printer::format_status(&status, &self.format)
                     .map(Output::ok)
@@ -383,15 +400,18 @@ impl Ctl<'_> {
     }
 
     async fn snapshot_save(&self, file: &str) -> Result<Output, Output> {
+        // Where it goes is checked before the download: the file, and `FILE.part`
+        // (etcdctl writes there first, then renames), either of which may be a link.
+        let path = self.on_node(file)?;
+        let part_name = format!("{file}.part");
+        let part = self.on_node(&part_name)?;
         let client = self.client(&self.endpoints[..1])?;
         let ep = &self.endpoints[0];
         let bytes = client.snapshot().await.map_err(error)?;
         kvstore::snapshot::status(&bytes)
             .map_err(|e| error(format!("the member sent a bad snapshot: {e}")))?;
-        let path = self.node.ctx.path(file);
-        let part = path.with_extension("part");
-        std::fs::write(&part, &bytes).map_err(|e| error(format!("{file}: {e}")))?;
-        std::fs::rename(&part, &path).map_err(|e| error(format!("{file}: {e}")))?;
+        std::fs::write(&part, &bytes).map_err(|e| file_error(&part_name, &e))?;
+        std::fs::rename(&part, &path).map_err(|e| file_error(file, &e))?;
         let now = self
             .node
             .ctx

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::Output;
 use crate::cluster::{Node, ADMIN_CONF};
+use crate::node::{reason as file_reason, Follow};
 use crate::process::client_from_kubeconfig;
 use apiserver::client::Client;
 use apiserver::kubeconfig::{Kubeconfig, NamedCluster};
@@ -195,6 +196,20 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
         Ok(c) => c,
         Err(e) => return Output::fail(e.render().to_string(), 1),
     };
+    // A kubeconfig that is there but cannot be read (a link off the node, say) is
+    // kubectl's "error loading config file"; one that is missing means localhost:8080.
+    match node.ctx.resolve(ADMIN_CONF, Follow::All) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Output::fail(
+                format!(
+                    "error: error loading config file \"{ADMIN_CONF}\": open {ADMIN_CONF}: {}",
+                    file_reason(&e)
+                ),
+                1,
+            )
+        }
+        _ => {}
+    }
     if let Command::Config { what } = &cli.command {
         return config(node, what);
     }

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 
 use super::Output;
 use crate::cluster::Node;
+use crate::node::{reason, Follow, CWD};
 use crate::runtime::State;
 
 #[derive(Parser)]
@@ -206,7 +207,9 @@ pub async fn systemctl(node: &Node, argv: &[String]) -> Output {
     }
 }
 
-/// `rm FILE`, `cat FILE`, `ls [DIR]` on the node's disk.
+/// `rm FILE`, `cat FILE`, `ls [DIR]` on the node's disk. Every path goes through the
+/// node's resolver ([`crate::node::NodeContext::resolve`]): `..` stops at the node's
+/// `/`, and a path whose symbolic links lead off the node is refused.
 pub fn files(node: &Node, argv: &[String]) -> Output {
     let program = argv[0].as_str();
     let paths: Vec<&String> = argv
@@ -218,9 +221,14 @@ pub fn files(node: &Node, argv: &[String]) -> Output {
         "rm" => {
             let mut out = Output::default();
             for p in paths {
-                if let Err(e) = std::fs::remove_file(node.ctx.path(p)) {
+                // `rm` removes a link, not what it points to: the last name is not followed.
+                let removed = node
+                    .ctx
+                    .resolve(p, Follow::NotLast)
+                    .and_then(std::fs::remove_file);
+                if let Err(e) = removed {
                     out.stderr
-                        .push_str(&format!("rm: cannot remove '{p}': {}\n", no_such(&e)));
+                        .push_str(&format!("rm: cannot remove '{p}': {}\n", reason(&e)));
                     out.code = 1;
                 }
             }
@@ -229,10 +237,14 @@ pub fn files(node: &Node, argv: &[String]) -> Output {
         "cat" => {
             let mut out = Output::default();
             for p in paths {
-                match std::fs::read_to_string(node.ctx.path(p)) {
+                match node
+                    .ctx
+                    .resolve(p, Follow::All)
+                    .and_then(std::fs::read_to_string)
+                {
                     Ok(text) => out.stdout.push_str(&text),
                     Err(e) => {
-                        out.stderr.push_str(&format!("cat: {p}: {}\n", no_such(&e)));
+                        out.stderr.push_str(&format!("cat: {p}: {}\n", reason(&e)));
                         out.code = 1;
                     }
                 }
@@ -240,8 +252,12 @@ pub fn files(node: &Node, argv: &[String]) -> Output {
             out
         }
         _ => {
-            let dir = paths.first().map(|p| p.as_str()).unwrap_or("/");
-            match std::fs::read_dir(node.ctx.path(dir)) {
+            let dir = paths.first().map(|p| p.as_str()).unwrap_or(CWD);
+            match node
+                .ctx
+                .resolve(dir, Follow::All)
+                .and_then(std::fs::read_dir)
+            {
                 Ok(entries) => {
                     let mut names: Vec<String> = entries
                         .flatten()
@@ -250,16 +266,8 @@ pub fn files(node: &Node, argv: &[String]) -> Output {
                     names.sort();
                     Output::ok(names.iter().map(|n| format!("{n}\n")).collect::<String>())
                 }
-                Err(e) => Output::fail(format!("ls: cannot access '{dir}': {}", no_such(&e)), 2),
+                Err(e) => Output::fail(format!("ls: cannot access '{dir}': {}", reason(&e)), 2),
             }
         }
-    }
-}
-
-fn no_such(e: &std::io::Error) -> &'static str {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "No such file or directory",
-        std::io::ErrorKind::PermissionDenied => "Permission denied",
-        _ => "Input/output error",
     }
 }

@@ -131,6 +131,7 @@ fn record_at(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), Bad> {
 fn scan(bytes: &[u8]) -> Result<Scan<'_>, Damage> {
     let mut records = Vec::new();
     let mut at = 0;
+    let mut torn = None;
     while at < bytes.len() {
         match record_at(bytes, at) {
             Ok((record, end)) => {
@@ -138,19 +139,24 @@ fn scan(bytes: &[u8]) -> Result<Scan<'_>, Damage> {
                 at = end;
             }
             Err(bad) => {
-                let torn = classify(bytes, at, records.len() + 1, bad)?;
-                return Ok(Scan {
-                    records,
-                    end: at,
-                    torn,
-                });
+                torn = classify(bytes, at, records.len() + 1, bad)?;
+                break;
             }
         }
+    }
+    // A segment's first records are written and synced before it gets its name, so
+    // they cannot be torn: a segment without one was cut short or zeroed.
+    if records.is_empty() {
+        return Err(Damage(format!(
+            "no record checks out ({} bytes, none a whole first record), but a segment is \
+             synced whole before it is used: it was truncated or overwritten",
+            bytes.len()
+        )));
     }
     Ok(Scan {
         records,
         end: at,
-        torn: None,
+        torn,
     })
 }
 
@@ -525,6 +531,15 @@ mod tests {
         let Damage(why) = scan(&bytes).unwrap_err();
         assert!(why.contains("past the end of the file"), "{why}");
         assert!(why.contains(&format!("valid record follows at offset {}", starts[2])));
+    }
+
+    #[test]
+    fn a_segment_without_a_whole_first_record_is_damage() {
+        let (bytes, _) = segment();
+        for broken in [Vec::new(), vec![0; 4096], bytes[..300].to_vec()] {
+            let Damage(why) = scan(&broken).unwrap_err();
+            assert!(why.starts_with("no record checks out"), "{why}");
+        }
     }
 
     #[test]

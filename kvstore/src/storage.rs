@@ -22,8 +22,21 @@
 //! store in a sled database. A test runs both side
 //! by side and requires identical answers (`tests/storage_differential.rs`).
 //!
-//! A storage failure (a full disk, an I/O error) is fatal for a member, as in etcd: it
-//! panics with the cause rather than carrying on with state it could not save.
+//! What is on disk is checked when a data directory is opened, and anything wrong with
+//! it is an error from [`sled::SledStorage::open`] — the binary prints it and exits 1 —
+//! never a panic: a damaged WAL (anything but a torn tail, [`wal`] explains the
+//! difference), a store that does not decode, or a log and a store that do not fit
+//! together (the WAL deleted while the store is ahead of it, a log behind the store, a
+//! log that starts after the entry the store needs next). A log *ahead* of the store is
+//! normal: the entries the store lacks are applied again. A refused open changes
+//! nothing in the WAL. Only one lost-data start cannot be seen at open: a data
+//! directory wiped entirely looks like a new member's; only the leader's first
+//! heartbeat (entries up to N are committed, and this log is empty) can tell, in the
+//! member's Raft layer.
+//!
+//! A storage failure after start (a full disk, an I/O error) is fatal for a member, as
+//! in etcd: it panics with the cause rather than carrying on with state it could not
+//! save.
 
 pub mod backend;
 pub mod sled;

@@ -25,6 +25,11 @@
 //! the applied index in the same batch, and the member applies those entries again
 //! from the durable log. The store *is* flushed before the log drops entries (a
 //! compaction), so the log always reaches back to what the store on disk has applied.
+//!
+//! That is checked at [`SledStorage::open`], before anything is written: the WAL is
+//! read back ([`Wal::recover`]), the store is read and decoded, and the log must reach
+//! from the entry after the store's applied index to the hard state's commit. If it
+//! does not, entries were lost, and the open is refused with what does not fit.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -36,7 +41,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState};
 
 use super::backend::Backend;
-use super::wal::Wal;
+use super::wal::{Recovered, Wal, REFUSE};
 use super::Storage;
 use crate::error::{Error, Result};
 use crate::membership::{ClusterInfo, MemberInfo};
@@ -60,6 +65,10 @@ pub struct SledStorage {
     wal: Arc<Mutex<Wal>>,
     backend: Arc<Backend>,
     values: Arc<SledValues>,
+    /// The store as [`SledStorage::open`] read (and checked) it, for the first
+    /// [`Storage::load_store`] — the member's start — so it is not read twice. Gone
+    /// with the first write.
+    opened: Arc<Mutex<Option<(MvccStore, u64)>>>,
 }
 
 /// The store's values as sled holds them: every version up to `written` is there.
@@ -148,9 +157,118 @@ fn decode_revision_key(key: &[u8]) -> Option<Revision> {
     Some(Revision { main, sub })
 }
 
-fn u64_value(v: Option<::sled::IVec>) -> u64 {
-    v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-        .map_or(0, u64::from_be_bytes)
+/// A big-endian number kept under `key` (0 if absent). Any other length is damage.
+fn stored_u64(tree: &::sled::Tree, key: &[u8]) -> Result<u64> {
+    let Some(value) = tree.get(key).map_err(storage_error)? else {
+        return Ok(0);
+    };
+    let bytes = <[u8; 8]>::try_from(value.as_ref()).map_err(|_| {
+        Error::Storage(format!(
+            "the key-value store's {} is {} bytes, not 8: the store is damaged",
+            String::from_utf8_lossy(key),
+            value.len()
+        ))
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// Reads the store back: revisions, compaction, leases and the applied index.
+/// Bytes that do not decode are an error naming what they are.
+fn read_store(mvcc: &::sled::Tree, values: &SledValues) -> Result<(MvccStore, u64)> {
+    let damaged = |what: String| Error::Storage(format!("the key-value store is damaged: {what}"));
+    let mut revisions = Vec::new();
+    for kv in mvcc.scan_prefix([REVISION]) {
+        let (key, value) = kv.map_err(storage_error)?;
+        let revision =
+            decode_revision_key(&key).ok_or_else(|| damaged(format!("a revision key {key:?}")))?;
+        let (flag, body) = value
+            .split_first()
+            .ok_or_else(|| damaged(format!("an empty value at revision {revision:?}")))?;
+        let kv = KeyValue::decode(body)
+            .map_err(|e| damaged(format!("revision {revision:?} does not decode: {e}")))?;
+        revisions.push((revision, kv, *flag == 1));
+    }
+    // Everything read here is on disk: the store may drop these values again.
+    if let Some(newest) = revisions.iter().map(|(r, _, _)| r.main).max() {
+        values.written.fetch_max(newest, Ordering::AcqRel);
+    }
+    // Absent until the first compaction: -1, "never compacted", as a new store.
+    let compacted = match mvcc.get(COMPACTED).map_err(storage_error)? {
+        Some(_) => stored_u64(mvcc, COMPACTED)? as i64,
+        None => -1,
+    };
+    let applied = stored_u64(mvcc, APPLIED)?;
+    let mut leases = Vec::new();
+    for kv in mvcc.scan_prefix([LEASE]) {
+        let (key, value) = kv.map_err(storage_error)?;
+        let id = key.get(1..).and_then(|id| <[u8; 8]>::try_from(id).ok());
+        let ttl = <[u8; 8]>::try_from(value.as_ref()).ok();
+        let (Some(id), Some(ttl)) = (id, ttl) else {
+            return Err(damaged(format!("a lease {key:?} with a TTL of {value:?}")));
+        };
+        leases.push((i64::from_be_bytes(id), i64::from_be_bytes(ttl)));
+    }
+    Ok((
+        MvccStore::restore(revisions, compacted).with_leases(leases),
+        applied,
+    ))
+}
+
+/// Reads what [`Storage::save_members`] saved.
+fn read_members(raft: &::sled::Tree) -> Result<Vec<MemberInfo>> {
+    let Some(bytes) = raft.get(MEMBERS).map_err(storage_error)? else {
+        return Ok(Vec::new());
+    };
+    let list = MemberListResponse::decode(bytes.as_ref()).map_err(|e| {
+        Error::Storage(format!("the members saved in the store do not decode: {e}"))
+    })?;
+    Ok(list.members.into_iter().map(MemberInfo::from).collect())
+}
+
+/// Checks that the log read back reaches the store on disk: replaying it from the entry
+/// after the store's `applied` index must be possible. The log may be ahead of the
+/// store (the store is written without waiting for the disk; the log replays what it
+/// lost); the store may not be ahead of the log, and the log may not start after the
+/// entry the store needs next. Either means entries were lost — a deleted or truncated
+/// WAL, or a store replaced by an older copy — and raft-rs would panic on the indexes,
+/// or the member would apply the log onto the wrong store.
+fn check_log_reaches_store(wal: &Recovered, applied: u64) -> Result<()> {
+    let path = wal.path();
+    let path = path.display();
+    let Some(log) = wal.log() else {
+        if applied == 0 {
+            return Ok(()); // a new member
+        }
+        return Err(Error::Storage(format!(
+            "{path}: no write-ahead log, but the key-value store has applied entries up to \
+             {applied}: the log was deleted or lost; {REFUSE}"
+        )));
+    };
+    let (first, last) = (log.first_index(), log.last_index());
+    let commit = log.hard_state.commit;
+    if applied > last {
+        return Err(Error::Storage(format!(
+            "{path}: the log ends at entry {last}, but the key-value store has applied \
+             entries up to {applied}: the log lost entries the store has (was the wal \
+             deleted, truncated or replaced by an older copy?); {REFUSE}"
+        )));
+    }
+    if applied + 1 < first {
+        return Err(Error::Storage(format!(
+            "{path}: the log starts at entry {first}, but the key-value store has applied \
+             entries only up to {applied}: entries {} to {} are in neither (was the store \
+             deleted or replaced by an older copy?); {REFUSE}",
+            applied + 1,
+            first - 1
+        )));
+    }
+    if commit > last {
+        return Err(Error::Storage(format!(
+            "{path}: the hard state says entries up to {commit} are committed, but the log \
+             ends at entry {last}: the log was truncated; {REFUSE}"
+        )));
+    }
+    Ok(())
 }
 
 impl SledStorage {
@@ -164,20 +282,48 @@ impl SledStorage {
         let db = open_db(dir)?;
         let raft = db.open_tree("raft").map_err(storage_error)?;
         let mvcc = db.open_tree("mvcc").map_err(storage_error)?;
-        let cs = ConfState::from((cluster.voter_ids(), vec![]));
-        let mut wal = Wal::open(&dir.join("wal"), &cs)?;
-        // A crash while installing a leader's snapshot, after the store was replaced
-        // and before the log was reset: finish the reset.
-        if let Some(bytes) = raft.get(INSTALLING).map_err(storage_error)? {
-            let meta = SnapshotMetadata::parse_from_bytes(&bytes).map_err(storage_error)?;
-            wal.reset(meta.index, meta.term, meta.get_conf_state())?;
-            raft.remove(INSTALLING).map_err(storage_error)?;
-            db.flush().map_err(storage_error)?;
-        }
+        // Everything is read and checked before anything is written: a start that is
+        // refused leaves the log as it was, byte for byte.
+        let recovered = Wal::recover(&dir.join("wal"))?;
+        let installing = match raft.get(INSTALLING).map_err(storage_error)? {
+            Some(bytes) => Some(SnapshotMetadata::parse_from_bytes(&bytes).map_err(|e| {
+                Error::Storage(format!(
+                    "{}: the marker of an interrupted snapshot install does not decode: {e}",
+                    dir.display()
+                ))
+            })?),
+            None => None,
+        };
         let values = Arc::new(SledValues {
             mvcc: mvcc.clone(),
             written: AtomicI64::new(0),
         });
+        // The store too, so that a damaged one is an error here rather than a panic
+        // when the member starts (which takes what was read: it is not read twice).
+        let store = read_store(&mvcc, &values)?;
+        read_members(&raft)?;
+        let applied = store.1;
+        if installing.is_none() {
+            check_log_reaches_store(&recovered, applied)?;
+        }
+        let cs = ConfState::from((cluster.voter_ids(), vec![]));
+        let mut wal = recovered.open(&cs)?;
+        // A crash while installing a leader's snapshot, after the store was replaced
+        // and before the log was reset: finish the reset.
+        if let Some(meta) = installing {
+            wal.reset(meta.index, meta.term, meta.get_conf_state())?;
+            raft.remove(INSTALLING).map_err(storage_error)?;
+            db.flush().map_err(storage_error)?;
+        }
+        // An entry is applied only once it is committed, but a commit index alone is not
+        // synced (see `Member::ready_sending`): after a crash the store can be ahead of
+        // the commit in the log's hard state. The store's index is the better answer
+        // (raft-rs would refuse an applied index above the commit).
+        if applied > wal.log().hard_state.commit {
+            let mut hs = wal.log().hard_state.clone();
+            hs.commit = applied;
+            wal.set_hard_state(&hs);
+        }
         let writer = values.clone();
         Ok(SledStorage {
             db,
@@ -199,7 +345,14 @@ impl SledStorage {
                 }
             }))),
             values,
+            opened: Arc::new(Mutex::new(Some(store))),
         })
+    }
+
+    fn opened_store(&self) -> MutexGuard<'_, Option<(MvccStore, u64)>> {
+        self.opened
+            .lock()
+            .expect("no thread panicked holding the opened store")
     }
 
     fn wal(&self) -> MutexGuard<'_, Wal> {
@@ -261,6 +414,8 @@ impl Storage for SledStorage {
     }
 
     fn save_applied(&self, applied_index: u64, mutations: Vec<Mutation>) {
+        // What `open` read is out of date from the first write on.
+        self.opened_store().take();
         self.backend.save(applied_index, mutations);
         // Applied entries are read again only for a follower far behind: from disk.
         self.wal().release(applied_index);
@@ -276,12 +431,7 @@ impl Storage for SledStorage {
     }
 
     fn load_members(&self) -> Vec<MemberInfo> {
-        let Some(bytes) = fatal(self.raft.get(MEMBERS), "read the members") else {
-            return Vec::new();
-        };
-        let list = MemberListResponse::decode(bytes.as_ref());
-        let list = fatal(list, "decode the members");
-        list.members.into_iter().map(MemberInfo::from).collect()
+        fatal(read_members(&self.raft), "read the members")
     }
 
     fn compact(&self, compact_to: u64) {
@@ -326,36 +476,12 @@ impl Storage for SledStorage {
 
     fn load_store(&self) -> (MvccStore, u64) {
         self.backend.wait();
-        let revisions = self.mvcc.scan_prefix([REVISION]).map(|kv| {
-            let (key, value) = fatal(kv, "read the key-value store");
-            let revision = decode_revision_key(&key)
-                .unwrap_or_else(|| panic!("kvstore: a corrupted revision key {key:?}"));
-            let (flag, body) = value.split_first().expect("a stored revision has a flag");
-            let kv = fatal(KeyValue::decode(body), "decode a stored revision");
-            (revision, kv, *flag == 1)
-        });
-        let revisions: Vec<_> = revisions.collect();
-        // Everything read here is on disk: the store may drop these values again.
-        if let Some(newest) = revisions.iter().map(|(r, _, _)| r.main).max() {
-            self.values.written.fetch_max(newest, Ordering::AcqRel);
+        if let Some(opened) = self.opened_store().take() {
+            return opened;
         }
-        // Absent until the first compaction: -1, "never compacted", as a new store.
-        let compacted = fatal(self.mvcc.get(COMPACTED), "read the store")
-            .map_or(-1, |v| u64_value(Some(v)) as i64);
-        let applied = u64_value(fatal(self.mvcc.get(APPLIED), "read the store"));
-        let leases: Vec<(i64, i64)> = self
-            .mvcc
-            .scan_prefix([LEASE])
-            .map(|kv| {
-                let (key, value) = fatal(kv, "read the leases");
-                let id = i64::from_be_bytes(key[1..].try_into().expect("a 9-byte lease key"));
-                let ttl = i64::from_be_bytes(value.as_ref().try_into().expect("an 8-byte TTL"));
-                (id, ttl)
-            })
-            .collect();
-        (
-            MvccStore::restore(revisions, compacted).with_leases(leases),
-            applied,
+        fatal(
+            read_store(&self.mvcc, &self.values),
+            "read the key-value store",
         )
     }
 }
@@ -416,6 +542,9 @@ mod tests {
             .collect();
         storage.append(&entries);
         storage.sync();
+        // The leader's store is in place, applied up to the snapshot's index...
+        storage.save_applied(40, Vec::new());
+        storage.flush_store();
         let mut meta = SnapshotMetadata {
             index: 40,
             term: 2,
@@ -442,5 +571,32 @@ mod tests {
         // And it stays finished.
         let storage = SledStorage::open(dir.path(), &cluster).unwrap();
         assert_eq!(storage.last_index().unwrap(), 40);
+    }
+
+    /// Bytes in the store that do not decode are an error at open, not a panic when
+    /// the member starts.
+    #[test]
+    fn a_damaged_store_is_an_error_at_open() {
+        let cluster = ClusterInfo::local(1);
+        let damages: [(&[u8], &[u8], &str); 3] = [
+            (APPLIED, b"abc", "m/applied is 3 bytes, not 8"),
+            (
+                &revision_key(Revision { main: 2, sub: 0 }),
+                b"\x00\xff\xff",
+                "does not decode",
+            ),
+            (&lease_key(7), b"\x01", "a lease"),
+        ];
+        for (key, value, expected) in damages {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+            storage.mvcc.insert(key, value).unwrap();
+            storage.flush_store();
+            drop(storage);
+            let err = SledStorage::open(dir.path(), &cluster)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 }

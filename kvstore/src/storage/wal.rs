@@ -27,12 +27,10 @@
 //! compacted or replaced by a snapshot, and starts with a *base* record, the conf
 //! state, the hard state and every entry still kept. It is written under a temporary
 //! name, synced, renamed, and only then are older segments deleted, so a crash at any
-//! point leaves one complete segment to read. A record cut short by a crash (a torn
-//! write at the tail) fails its length or checksum; the segment is truncated before it,
-//! as etcd repairs its last WAL file. The first record that fails its checksum ends the
-//! log wherever it is: a torn tail and damage in the middle look alike here (etcd tells
-//! them apart; this does not). A record that passes its checksum but does not decode is
-//! an error.
+//! point leaves one complete segment to read: the newest. An older one found at start
+//! is a leftover of such a crash, holds nothing the newest lacks, and is removed
+//! unread. (etcd chains its segments, so a damaged or cut earlier segment loses data
+//! there; here only the newest is ever read.)
 //!
 //! ## Preallocation: why a segment ends in zeros
 //!
@@ -46,8 +44,45 @@
 //! 3.4 does for its 64 MB segments: the blocks are reserved but marked unwritten, and
 //! marking them written is a journal commit), 120 µs over zeros. The zeros cost one
 //! larger `fdatasync` per mebibyte (about 1.3 ms, once every 2 500 entries or so).
-//! Reading the segment back, the zeros end it like a torn tail does: a zero header
-//! fails its checksum (the CRC-32 of a kind byte 0 is not 0).
+//! Reading the segment back, the zeros end it: a zero header fails its checksum (the
+//! CRC-32 of a kind byte 0 is not 0), and nothing but zeros follows.
+//!
+//! ## Reading it back: a torn tail, or damage
+//!
+//! A crash can leave the last write half done: the member was killed, or the power
+//! went, between its `write` and the end of its `fdatasync`. That record was never
+//! synced, so no other member was told about it, and cutting it off loses nothing
+//! anyone relies on — that is a **torn tail**, and [`Wal::open`] repairs it as etcd
+//! repairs its last file: the file is cut where the torn record starts, and the log
+//! goes on from there (a `wal: repairing a torn tail` line is logged).
+//!
+//! Everything else that fails a checksum is **damage**: a flipped bit, a zeroed
+//! sector, a file an operator or a tool changed. Cutting the log there would throw away
+//! every record after it — records that *were* synced: entries this member
+//! acknowledged to a leader (which may have counted it towards a majority), votes it
+//! cast. A member that forgets them can help elect a leader without a committed entry,
+//! or vote twice in a term: the two things Raft exists to prevent. So the member
+//! refuses to start and changes nothing, and the message names the file, the offset and
+//! the record, as etcd's `walpb: crc mismatch` refusal does (etcd names neither):
+//!
+//! ```text
+//! etcd: kvstore: storage: /data/wal/0000000000000001.wal: crc mismatch at offset 54321
+//! (record 2941); a valid record follows at offset 54390, so this is damage, not a torn
+//! write: refusing to start (restore the member from a snapshot or remove and re-add it)
+//! ```
+//!
+//! How the two are told apart follows from how bytes reach this file: records only
+//! ever overwrite zeros (or grow the file), and a write cut short stops at a sector
+//! boundary. So a torn record has its bytes up to a sector boundary and zeros after it
+//! (or the file ends inside it), and nothing but zeros follows it. A bad record with a
+//! valid record, or any byte that is not zero, after it is damage; so is a last record
+//! complete to its last byte that fails its checksum — a changed byte, not a torn
+//! write, and etcd 3.4 refuses that one too. `wal/recovery.rs` has the rules in detail,
+//! including a garbage length that points past the end of the file.
+//!
+//! The log must also reach the store it belongs with: [`Wal::recover`] reads it back
+//! without changing anything, so that the data directory ([`super::sled`]) can compare
+//! it with the store's applied index before the log is opened for appending.
 //!
 //! In memory the log is a [`Log`], with exactly raft-rs's `MemStorage` semantics (the
 //! storage differential test holds the two side by side). Once an entry is applied and
@@ -56,9 +91,11 @@
 //! that is far behind, and then it is read back from the file. etcd keeps every entry
 //! since its last snapshot in memory; this keeps the member's memory to its index.
 
+mod recovery;
+
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,15 +103,19 @@ use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState};
 use raft::StorageError;
 
+pub use self::recovery::Recovered;
+use self::recovery::{checksum, HEADER};
 use crate::error::{Error, Result};
 
 const ENTRY: u8 = 1;
 const HARD_STATE: u8 = 2;
 const CONF_STATE: u8 = 3;
 const BASE: u8 = 4;
-const HEADER: usize = 9;
 /// The segment grows by this many zero bytes at a time, ahead of its records.
 pub const PREALLOCATE: u64 = 1 << 20;
+/// How a refusal to start on a damaged or lost log ends: what the operator can do.
+pub(crate) const REFUSE: &str =
+    "refusing to start (restore the member from a snapshot or remove and re-add it)";
 
 /// One entry of the log: in memory, or — once applied — only in the segment file.
 #[derive(Debug, Clone)]
@@ -161,7 +202,7 @@ impl Log {
             .entries
             .range((low - offset) as usize..(high - offset) as usize)
         {
-            let entry = self.load(slot);
+            let entry = self.load(slot)?;
             size += u64::from(entry.compute_size());
             entries.push(entry);
             if max_size.is_some_and(|max| size > max) {
@@ -172,30 +213,36 @@ impl Log {
         Ok(entries)
     }
 
-    /// The entry in `slot`, read back from the segment if it is not in memory.
-    fn load(&self, slot: &Slot) -> Entry {
+    /// The entry in `slot`, read back from the segment if it is not in memory. A read
+    /// that fails (the disk, or the file changed under us) is an error for raft-rs,
+    /// which treats it as fatal, as etcd does a failed read of its log.
+    fn load(&self, slot: &Slot) -> raft::Result<Entry> {
         match slot {
-            Slot::Here { entry, .. } => Entry::clone(entry),
-            Slot::OnDisk { offset, .. } => {
-                let file = self.file.as_ref().expect("a released entry has a segment");
-                read_entry(file, *offset).unwrap_or_else(|e| {
-                    panic!("kvstore: cannot read back entry {}: {e}", slot.index())
+            Slot::Here { entry, .. } => Ok(Entry::clone(entry)),
+            Slot::OnDisk { index, offset, .. } => {
+                let read = match &self.file {
+                    Some(file) => read_entry(file, *offset),
+                    None => Err(std::io::Error::other("the log has no segment file")),
+                };
+                read.map_err(|e| {
+                    let e = format!("kvstore: cannot read back entry {index}: {e}");
+                    raft::Error::Store(StorageError::Other(e.into()))
                 })
             }
         }
     }
 
     /// Appends entries, dropping any at or after the first new index.
-    fn append(&mut self, slots: Vec<Slot>) -> Result<()> {
+    fn append(&mut self, slots: Vec<Slot>) -> std::result::Result<(), String> {
         let Some(first_new) = slots.first().map(Slot::index) else {
             return Ok(());
         };
         if first_new < self.first_index() || first_new > self.last_index() + 1 {
-            return Err(corrupt(format!(
+            return Err(format!(
                 "entry {first_new} does not follow the log {}..={}",
                 self.first_index(),
                 self.last_index()
-            )));
+            ));
         }
         self.entries
             .truncate((first_new - self.first_index()) as usize);
@@ -223,12 +270,16 @@ fn read_entry(file: &File, offset: u64) -> std::io::Result<Entry> {
     use std::os::unix::fs::FileExt;
     let mut header = [0u8; HEADER];
     file.read_exact_at(&mut header, offset)?;
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let [a, b, c, d, ..] = header;
+    let len = u32::from_le_bytes([a, b, c, d]) as usize;
     let mut payload = vec![0u8; len];
     file.read_exact_at(&mut payload, offset + HEADER as u64)?;
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
     if header[8] != ENTRY {
         return Err(bad("not an entry record"));
+    }
+    if checksum(ENTRY, &payload).to_le_bytes() != header[4..8] {
+        return Err(bad("wal: crc mismatch"));
     }
     let mut entry = Entry::default();
     entry
@@ -254,8 +305,8 @@ pub struct Wal {
     released: u64,
 }
 
-fn io_error(doing: &str, e: impl std::fmt::Display) -> Error {
-    Error::Storage(format!("{doing}: {e}"))
+fn io_error(path: &Path, doing: &str, e: impl std::fmt::Display) -> Error {
+    Error::Storage(format!("{}: {doing}: {e}", path.display()))
 }
 
 fn corrupt(what: impl std::fmt::Display) -> Error {
@@ -267,11 +318,8 @@ fn segment_name(sequence: u64) -> String {
 }
 
 fn encode_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(&[kind]);
-    crc.update(payload);
     out.extend((payload.len() as u32).to_le_bytes());
-    out.extend(crc.finalize().to_le_bytes());
+    out.extend(checksum(kind, payload).to_le_bytes());
     out.push(kind);
     out.extend(payload);
 }
@@ -289,157 +337,11 @@ fn base_payload(log: &Log) -> Vec<u8> {
     payload
 }
 
-fn u64_at(payload: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(payload[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// A record read back: kind, payload, and its offset in the segment.
-type Record<'a> = (u8, &'a [u8], u64);
-
-/// Reads every whole record of `bytes`; returns them and the length they cover (less
-/// than `bytes.len()` when the tail is torn).
-fn decode_records(bytes: &[u8]) -> (Vec<Record<'_>>, usize) {
-    let mut records = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= HEADER {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        let Some(end) = (at + HEADER).checked_add(len).filter(|&e| e <= bytes.len()) else {
-            break;
-        };
-        let kind = bytes[at + 8];
-        let payload = &bytes[at + HEADER..end];
-        let mut hasher = crc32fast::Hasher::new();
-        hasher.update(&[kind]);
-        hasher.update(payload);
-        if hasher.finalize() != crc {
-            break;
-        }
-        records.push((kind, payload, at as u64));
-        at = end;
-    }
-    (records, at)
-}
-
-/// Replays one record (at `offset` in its segment) onto `log`. `first` is where the
-/// entries of a rewritten segment start (its base record says so: compaction may have
-/// left a gap after the snapshot).
-fn apply_record(
-    log: &mut Log,
-    first: &mut Option<u64>,
-    (kind, payload, offset): Record<'_>,
-) -> Result<()> {
-    let decode_err = |e: protobuf::ProtobufError| corrupt(e);
-    match kind {
-        ENTRY => {
-            let mut entry = Entry::default();
-            entry.merge_from_bytes(payload).map_err(decode_err)?;
-            let starts_here = log.entries.is_empty() && first.take() == Some(entry.index);
-            let slot = Slot::Here {
-                entry: Box::new(entry),
-                offset,
-            };
-            if starts_here {
-                log.entries.push_back(slot);
-                return Ok(());
-            }
-            log.append(vec![slot])
-        }
-        HARD_STATE => {
-            let mut hs = HardState::default();
-            hs.merge_from_bytes(payload).map_err(decode_err)?;
-            log.hard_state = hs;
-            Ok(())
-        }
-        CONF_STATE => {
-            let mut cs = ConfState::default();
-            cs.merge_from_bytes(payload).map_err(decode_err)?;
-            log.conf_state = cs;
-            Ok(())
-        }
-        BASE if payload.len() == 24 => {
-            log.reset(u64_at(payload, 0), u64_at(payload, 8));
-            *first = Some(u64_at(payload, 16));
-            Ok(())
-        }
-        other => Err(corrupt(format!(
-            "a record of kind {other} and {} bytes",
-            payload.len()
-        ))),
-    }
-}
-
 impl Wal {
     /// Opens the log in `dir` (created if missing, starting with `conf_state`) and
-    /// replays it.
+    /// replays it: [`Wal::recover`], then [`Recovered::open`].
     pub fn open(dir: &Path, conf_state: &ConfState) -> Result<Wal> {
-        fs::create_dir_all(dir).map_err(|e| io_error("create the wal directory", e))?;
-        let mut segments = Vec::new();
-        for item in fs::read_dir(dir).map_err(|e| io_error("list the wal directory", e))? {
-            let path = item
-                .map_err(|e| io_error("list the wal directory", e))?
-                .path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.ends_with(".tmp") {
-                // A segment whose rewrite did not finish: the older one still holds all.
-                fs::remove_file(&path).map_err(|e| io_error("remove a partial segment", e))?;
-            } else if let Some(seq) = name
-                .strip_suffix(".wal")
-                .and_then(|s| u64::from_str_radix(s, 16).ok())
-            {
-                segments.push(seq);
-            }
-        }
-        segments.sort_unstable();
-        let Some(&sequence) = segments.last() else {
-            let mut first = Vec::new();
-            encode_record(&mut first, CONF_STATE, &encode(conf_state));
-            let log = Log {
-                conf_state: conf_state.clone(),
-                ..Log::default()
-            };
-            return Wal::write_segment(dir, 1, &first, log);
-        };
-        // Only the newest segment counts; older ones are left over from a crash just
-        // after a rewrite.
-        for old in &segments[..segments.len() - 1] {
-            let _ = fs::remove_file(dir.join(segment_name(*old)));
-        }
-        let path = dir.join(segment_name(sequence));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io_error("open the wal", e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_error("read the wal", e))?;
-        let (records, good) = decode_records(&bytes);
-        let mut log = Log::default();
-        let mut first = None;
-        for record in records {
-            apply_record(&mut log, &mut first, record)?;
-        }
-        log.file = Some(Arc::new(
-            File::open(&path).map_err(|e| io_error("open the wal", e))?,
-        ));
-        if good < bytes.len() {
-            // The zeros grown ahead and, after a crash, a torn write: drop them (etcd
-            // repairs its last file the same way). The next sync grows it again.
-            file.set_len(good as u64)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_error("truncate the wal's torn tail", e))?;
-        }
-        Ok(Wal {
-            dir: dir.to_path_buf(),
-            file,
-            sequence,
-            written: good as u64,
-            allocated: good as u64,
-            pending: Vec::new(),
-            log,
-            released: 0,
-        })
+        Wal::recover(dir)?.open(conf_state)
     }
 
     /// Writes a complete segment under a temporary name, syncs it, renames it into
@@ -448,23 +350,23 @@ impl Wal {
         let name = segment_name(sequence);
         let tmp = dir.join(format!("{name}.tmp"));
         let path = dir.join(&name);
-        let mut file = File::create(&tmp).map_err(|e| io_error("create a wal segment", e))?;
+        let mut file = File::create(&tmp).map_err(|e| io_error(&tmp, "create", e))?;
         file.write_all(records)
             .and_then(|()| file.sync_all())
-            .map_err(|e| io_error("write a wal segment", e))?;
-        fs::rename(&tmp, &path).map_err(|e| io_error("rename a wal segment", e))?;
+            .map_err(|e| io_error(&tmp, "write", e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_error(&path, "rename into place", e))?;
         File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| io_error("sync the wal directory", e))?;
+            .map_err(|e| io_error(dir, "sync", e))?;
         for older in 1..sequence {
             let _ = fs::remove_file(dir.join(segment_name(older)));
         }
         let file = OpenOptions::new()
             .write(true)
             .open(&path)
-            .map_err(|e| io_error("open a wal segment", e))?;
+            .map_err(|e| io_error(&path, "open", e))?;
         log.file = Some(Arc::new(
-            File::open(&path).map_err(|e| io_error("open a wal segment", e))?,
+            File::open(&path).map_err(|e| io_error(&path, "open", e))?,
         ));
         Ok(Wal {
             dir: dir.to_path_buf(),
@@ -497,7 +399,7 @@ impl Wal {
         }
         if let Err(e) = self.log.append(slots) {
             self.pending.truncate(before); // nothing of a refused append is written
-            return Err(e);
+            return Err(corrupt(e));
         }
         if let Some(first) = entries.first() {
             // Released entries may have been overwritten; the new ones are in memory.
@@ -580,7 +482,7 @@ impl Wal {
                 None => Ok(()),
             })
             .and_then(|()| self.file.sync_data())
-            .map_err(|e| io_error("write the wal", e))?;
+            .map_err(|e| io_error(&self.dir.join(segment_name(self.sequence)), "write", e))?;
         if let Some(to) = grow_to {
             self.allocated = to;
         }
@@ -609,7 +511,7 @@ impl Wal {
             file: None,
         };
         for slot in &old.entries {
-            let entry = old.load(slot);
+            let entry = old.load(slot).map_err(|e| Error::Storage(e.to_string()))?;
             let offset = records.len() as u64;
             encode_record(&mut records, ENTRY, &encode(&entry));
             log.entries.push_back(Slot::Here {
@@ -686,19 +588,22 @@ mod tests {
     fn a_torn_tail_is_cut_off_and_the_log_goes_on_after_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut wal = Wal::open(dir.path(), &voters()).unwrap();
-        wal.append(&[entry(1, 1), entry(2, 1)]).unwrap();
+        let mut big = entry(2, 1);
+        big.data = vec![7; 1500].into(); // spans sector boundaries
+        wal.append(&[entry(1, 1), big]).unwrap();
         wal.sync().unwrap();
         let len = wal.size();
         drop(wal);
-        // The last record was only half written when the power went: its last bytes
-        // are still the zeros grown ahead of it.
+        // The last record was only half written when the power went: from a sector
+        // boundary on, its bytes are still the zeros grown ahead of it.
         let path = dir.path().join(segment_name(1));
         let file = OpenOptions::new().write(true).open(&path).unwrap();
         assert!(
             file.metadata().unwrap().len() > len,
             "zeros follow the records"
         );
-        std::os::unix::fs::FileExt::write_all_at(&file, &[0; 5], len - 5).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &vec![0; (len - 1024) as usize], 1024)
+            .unwrap();
         drop(file);
 
         let mut wal = Wal::open(dir.path(), &voters()).unwrap();

@@ -85,6 +85,23 @@ pub enum Error {
     /// The member is down: the request never reached it. Definite.
     #[error("etcdserver: server stopped")]
     Stopped,
+    /// The leader says this member holds committed entries its log does not have: its
+    /// data was lost (a wiped data directory). Fatal: the member must not go on.
+    #[error("etcdserver: the leader has entry {commit} committed on this member, whose log ends at {last_index}: was the raft log corrupted, truncated, or lost? (remove the member and add it back with an empty data directory)")]
+    LogLost {
+        /// The commit index the leader sent.
+        commit: u64,
+        /// The last index of this member's log.
+        last_index: u64,
+    },
+    /// This member's own announcement, from a previous start, came back through the
+    /// log with another data directory's number: it was started before and lost its
+    /// data directory since. Fatal.
+    #[error("etcdserver: member {id:x} has already been bootstrapped, with a data directory it no longer has (remove the member and add it back with an empty data directory)")]
+    AlreadyBootstrapped {
+        /// This member's ID.
+        id: u64,
+    },
     /// A client sent the request, then its connection broke (reset, closed, cancelled)
     /// before an answer came: the member may have applied it or not. Indeterminate. Only
     /// a client reports this; no member ever answers with it.

@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use raft::eraftpb::{Entry, HardState, Message};
+use raft::eraftpb::{Entry, HardState, Message, MessageType};
 use raft::{RawNode, StateRole};
 
 use crate::error::{Error, Result};
@@ -245,6 +245,8 @@ pub struct Member<S: Storage = MemDisk> {
     /// The index of the last snapshot taken or installed.
     last_snapshot: u64,
     out: Ready,
+    /// Why this member must not go on (its log was lost); it does nothing more.
+    failed: Option<Error>,
 }
 
 impl<S: Storage> std::fmt::Debug for Member<S> {
@@ -294,6 +296,7 @@ impl<S: Storage> Member<S> {
             lessor: lessor::Lessor::default(),
             last_snapshot: applied_index,
             out: Ready::default(),
+            failed: None,
         }
     }
 
@@ -405,7 +408,29 @@ impl<S: Storage> Member<S> {
     /// Feeds a Raft message from a peer. Messages Raft rejects (from an unknown member,
     /// or a stale local type) are dropped, as a network would drop garbage.
     pub fn step(&mut self, message: Message) {
+        if self.failed.is_some() {
+            return;
+        }
+        // A leader's heartbeat carries the commit index it knows this member to hold.
+        // Beyond this member's log, the entries it acknowledged are gone: its data was
+        // lost. raft-rs would panic on the index; say it in words, and stop.
+        let log = &self.raft.raft.raft_log;
+        if message.get_msg_type() == MessageType::MsgHeartbeat
+            && message.term >= self.raft.raft.term
+            && message.commit > log.last_index()
+        {
+            self.failed = Some(Error::LogLost {
+                commit: message.commit,
+                last_index: log.last_index(),
+            });
+            return;
+        }
         let _ = self.raft.step(message);
+    }
+
+    /// Why this member cannot go on, once it cannot: the server ends it (etcd exits).
+    pub fn failed(&self) -> Option<&Error> {
+        self.failed.as_ref()
     }
 
     /// The transport could not deliver to `peer`: Raft stops assuming that the messages
@@ -587,6 +612,7 @@ impl<S: Storage> Member<S> {
             id: me.id,
             name: me.name.clone(),
             client_urls: me.client_urls.clone(),
+            bootstrap: self.raft.store().bootstrap_token(),
         };
         if self
             .raft

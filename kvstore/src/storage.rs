@@ -94,6 +94,15 @@ pub trait Storage: raft::Storage + Clone {
         None
     }
 
+    /// A random number drawn when the data directory was created, and kept with it: a
+    /// member announces it with its attributes, so that a member whose data directory
+    /// was wiped and created again recognises its own announcement from before (see
+    /// `Member::apply_attributes`). 0: none (memory, or a directory made before there
+    /// was one), and nothing is checked.
+    fn bootstrap_token(&self) -> u64 {
+        0
+    }
+
     /// Bytes the data directory takes (etcdctl's "DB SIZE"); 0 where not meaningful.
     fn size_on_disk(&self) -> u64 {
         0

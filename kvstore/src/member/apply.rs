@@ -26,6 +26,9 @@ impl<S: Storage> Member<S> {
             if entry.index <= self.applied_index {
                 continue;
             }
+            if self.failed.is_some() {
+                break; // nothing more is applied; the entry stays in the log
+            }
             let request_id = match entry.get_entry_type() {
                 EntryType::EntryNormal => self.apply_normal(std::mem::take(&mut entry.data)),
                 EntryType::EntryConfChange => {
@@ -37,6 +40,9 @@ impl<S: Storage> Member<S> {
                     None
                 }
             };
+            if self.failed.is_some() {
+                break;
+            }
             self.applied_index = entry.index;
             self.out.applied.push(Applied {
                 index: entry.index,
@@ -126,7 +132,19 @@ impl<S: Storage> Member<S> {
     }
 
     /// Records a member's announced attributes, and persists the member list.
+    ///
+    /// Our own announcement with another data directory's token means this member ID
+    /// was started before, from a data directory that is gone: a member that goes on
+    /// would vote and acknowledge as if it still held what it acknowledged then. etcd
+    /// refuses to start such a member ("has already been bootstrapped"); here it is
+    /// found when the old announcement comes back through the log, and the member stops
+    /// before applying it (so it is found again at every restart).
     fn apply_attributes(&mut self, a: MemberAttributes) {
+        let mine = self.raft.store().bootstrap_token();
+        if a.id == self.config.id && a.bootstrap != 0 && mine != 0 && a.bootstrap != mine {
+            self.failed = Some(Error::AlreadyBootstrapped { id: a.id });
+            return;
+        }
         if a.id == self.config.id {
             self.publishing = None;
         }

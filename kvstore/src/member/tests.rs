@@ -366,3 +366,28 @@ fn an_entry_that_cannot_be_read_is_skipped_and_its_client_told() {
     assert_eq!(done[0].id, 10);
     assert!(done[0].result.is_ok(), "{done:?}");
 }
+
+/// A member whose log was lost (a wiped data directory) hears from the leader that it
+/// holds entries it does not have. raft-rs panics on that index; the member instead
+/// stops with the reason, for its server to end it.
+#[test]
+fn a_heartbeat_committing_entries_this_member_lacks_stops_it_with_the_reason() {
+    let mut m = member(3, 3);
+    let mut heartbeat = Message::default();
+    heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+    heartbeat.from = 1;
+    heartbeat.to = 3;
+    heartbeat.term = 4;
+    heartbeat.commit = 34;
+    m.step(heartbeat.clone());
+    assert_eq!(
+        m.failed(),
+        Some(&Error::LogLost {
+            commit: 34,
+            last_index: 0
+        })
+    );
+    // It does nothing more, whatever it is sent.
+    m.step(heartbeat);
+    assert!(m.ready().messages.is_empty());
+}

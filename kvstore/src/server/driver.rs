@@ -180,8 +180,9 @@ pub fn channel() -> (Handle, Inbox) {
     (Handle { events }, Inbox(inbox))
 }
 
-/// Why a member ended by itself, and the exit code a process should end with: 2, as a
-/// Go program that panics (etcd's own exit when its Raft loop or its disk fails).
+/// Why a member ended by itself, and the exit code a process should end with: 2 after a
+/// panic (a Go program's exit when it panics: etcd's when its Raft loop or its disk
+/// fails), 1 when the member found it must not go on (etcd's fatal log line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
     /// The process exit code.
@@ -289,6 +290,17 @@ async fn run<S: Storage>(
         let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             driver.round(first, queued);
         }));
+        if let Ok(()) = round {
+            if let Some(e) = driver.member.failed() {
+                // The member found it must not go on (its log was lost): etcd's fatal
+                // log line, exit code 1. Its storage is sound and closes as usual.
+                let _ = exit.send(Some(Exit {
+                    code: 1,
+                    reason: e.to_string(),
+                }));
+                return;
+            }
+        }
         if let Err(panic) = round {
             let _ = exit.send(Some(Exit {
                 code: 2,

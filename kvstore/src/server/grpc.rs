@@ -58,7 +58,9 @@ pub fn to_status(e: Error) -> Status {
         Error::DuplicateRequestId(_)
         | Error::Storage(_)
         | Error::Snapshot(_)
-        | Error::Malformed(_) => Code::Internal,
+        | Error::Malformed(_)
+        | Error::LogLost { .. }
+        | Error::AlreadyBootstrapped { .. } => Code::Internal,
     };
     Status::new(code, e.to_string())
 }

@@ -19,8 +19,9 @@
 //! on disk first), when a leader's snapshot replaces the store, and when the store is
 //! read back.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -55,6 +56,18 @@ pub struct Backend {
     pending: Mutex<Pending>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    /// Why the writer stopped, once it has.
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// The first line of a panic's message.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    text.lines().next().unwrap_or_default().to_string()
 }
 
 impl std::fmt::Debug for Backend {
@@ -67,6 +80,8 @@ impl Backend {
     /// Starts the writer thread; `write` does the actual sled batch.
     pub fn start(write: Write) -> Backend {
         let (jobs, inbox) = mpsc::channel::<Job>();
+        let failure = Arc::new(Mutex::new(None));
+        let failed = failure.clone();
         let writer = std::thread::Builder::new()
             .name("kvstore-backend".into())
             .spawn(move || {
@@ -75,7 +90,20 @@ impl Backend {
                         Job::Write {
                             mutations,
                             applied_index,
-                        } => write(mutations, applied_index),
+                        } => {
+                            let wrote = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                                write(mutations, applied_index)
+                            }));
+                            if let Err(panic) = wrote {
+                                // The member learns why at its next hand-over. The
+                                // database is not dropped: on a failed disk its drop
+                                // waits forever for a flush.
+                                let why = panic_text(panic.as_ref());
+                                *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
+                                std::mem::forget(write);
+                                return;
+                            }
+                        }
                         Job::Done(answer) => {
                             let _ = answer.send(());
                         }
@@ -91,6 +119,7 @@ impl Backend {
             }),
             jobs: Some(jobs),
             writer: Some(writer),
+            failure,
         }
     }
 
@@ -102,11 +131,22 @@ impl Backend {
 
     fn send(&self, job: Job) {
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
-        // The writer only ends by panicking (a storage failure): fatal here too.
-        assert!(
-            matches!(sent, Some(Ok(()))),
-            "kvstore: the store's writer stopped"
-        );
+        // The writer only ends on a storage failure: fatal here too, with its reason.
+        if !matches!(sent, Some(Ok(()))) {
+            self.writer_stopped();
+        }
+    }
+
+    fn writer_stopped(&self) -> ! {
+        let why = self
+            .failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        panic!(
+            "kvstore: the store's writer stopped: {}",
+            why.as_deref().unwrap_or("no reason given")
+        )
     }
 
     /// Hands what is gathered to the writer.
@@ -153,7 +193,9 @@ impl Backend {
     fn wait_idle(&self) {
         let (answer, done) = mpsc::channel();
         self.send(Job::Done(answer));
-        assert!(done.recv().is_ok(), "kvstore: the store's writer stopped");
+        if done.recv().is_err() {
+            self.writer_stopped();
+        }
     }
 }
 

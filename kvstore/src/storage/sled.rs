@@ -51,6 +51,8 @@ use crate::proto::mvccpb::KeyValue;
 
 const MEMBERS: &[u8] = b"members";
 const INSTALLING: &[u8] = b"installing";
+/// A random number drawn when the directory was created (`Storage::bootstrap_token`).
+const BOOTSTRAP: &[u8] = b"bootstrap";
 const REVISION: u8 = b'r';
 const LEASE: u8 = b'l';
 const APPLIED: &[u8] = b"m/applied";
@@ -69,6 +71,27 @@ pub struct SledStorage {
     /// [`Storage::load_store`] — the member's start — so it is not read twice. Gone
     /// with the first write.
     opened: Arc<Mutex<Option<(MvccStore, u64)>>>,
+    /// See [`Storage::bootstrap_token`].
+    bootstrap: u64,
+}
+
+/// The directory's bootstrap token: read, or drawn and made durable if it has none (a
+/// new directory; one made before tokens existed gets one too, and its own earlier
+/// announcements, which carry none, are not checked).
+fn bootstrap_token(db: &::sled::Db, raft: &::sled::Tree) -> Result<u64> {
+    if let Some(token) = raft.get(BOOTSTRAP).map_err(storage_error)? {
+        return <[u8; 8]>::try_from(token.as_ref())
+            .map(u64::from_be_bytes)
+            .map_err(|_| Error::Storage("the bootstrap token is damaged".into()));
+    }
+    // The standard library's hasher keys are drawn from the OS's randomness: a new one
+    // for each directory, without a clock or another crate. Never 0 ("none").
+    use std::hash::{BuildHasher, RandomState};
+    let token = RandomState::new().hash_one(BOOTSTRAP).max(1);
+    raft.insert(BOOTSTRAP, &token.to_be_bytes())
+        .map_err(storage_error)?;
+    db.flush().map_err(storage_error)?;
+    Ok(token)
 }
 
 /// The store's values as sled holds them: every version up to `written` is there.
@@ -324,8 +347,10 @@ impl SledStorage {
             hs.commit = applied;
             wal.set_hard_state(&hs);
         }
+        let bootstrap = bootstrap_token(&db, &raft)?;
         let writer = values.clone();
         Ok(SledStorage {
+            bootstrap,
             db,
             raft,
             mvcc: mvcc.clone(),
@@ -390,6 +415,10 @@ fn batch_of(mutations: Vec<Mutation>, applied_index: u64) -> ::sled::Batch {
 }
 
 impl Storage for SledStorage {
+    fn bootstrap_token(&self) -> u64 {
+        self.bootstrap
+    }
+
     fn append(&self, entries: &[Entry]) {
         fatal(self.wal().append(entries), "append to the raft log");
     }

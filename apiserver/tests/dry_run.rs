@@ -5,9 +5,9 @@
 //! and etcd's revision does not move. Checked with the real kubectl and with direct
 //! HTTP requests for each verb.
 
+mod harness;
 mod support;
 
-use hyper::Method;
 use serde_json::{json, Value};
 use support::Env;
 
@@ -48,29 +48,24 @@ async fn kubectl_present(test: &str) -> bool {
 }
 
 /// etcd's revision: it moves with every write, and only then.
-async fn revision(env: &Env) -> i64 {
-    let etcd =
-        kvstore::client::Client::new(kvstore::client::ClientConfig::new(env.etcd.endpoints()))
-            .unwrap();
+async fn revision(endpoints: Vec<String>) -> i64 {
+    let etcd = kvstore::client::Client::new(kvstore::client::ClientConfig::new(endpoints)).unwrap();
     etcd.status().await.unwrap().header.unwrap().revision
 }
 
 /// A request body and its Content-Type.
 type Body = Option<(&'static str, Value)>;
 
-async fn call(
-    client: &apiserver::client::Client,
-    method: Method,
-    path: &str,
-    body: Body,
-) -> (u16, Value) {
-    let body = body.map(|(ct, v)| (ct, serde_json::to_vec(&v).unwrap()));
-    let (code, bytes) = client
-        .raw(method.clone(), path, "application/json", body)
-        .await
-        .unwrap();
-    let v = serde_json::from_slice(&bytes).unwrap_or_default();
-    (code, v)
+/// A request as the admin: status code and JSON answer.
+async fn call(server: &harness::Server, method: &str, path: &str, body: Body) -> (u16, Value) {
+    let reply = match body {
+        Some((ct, v)) => {
+            let bytes = serde_json::to_vec(&v).unwrap();
+            server.call(method, path, ct, &bytes).await
+        }
+        None => server.call(method, path, "", b"").await,
+    };
+    (reply.code, reply.json())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +77,7 @@ async fn kubectl_dry_run_server_writes_nothing() {
     let out = env.ok_with_input(&["apply", "-f", "-"], DEPLOYMENT).await;
     assert_eq!(out.trim(), "deployment.apps/dr created");
     env.ok(&["run", "po", "--image=busybox"]).await;
-    let before = revision(&env).await;
+    let before = revision(env.etcd.endpoints()).await;
 
     let dry = "--dry-run=server";
     let out = env.ok(&["delete", "deploy", "dr", dry]).await;
@@ -149,7 +144,11 @@ async fn kubectl_dry_run_server_writes_nothing() {
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stderr.contains("already exists"), "{out:?}");
 
-    assert_eq!(revision(&env).await, before, "a dry run wrote to etcd");
+    assert_eq!(
+        revision(env.etcd.endpoints()).await,
+        before,
+        "a dry run wrote to etcd"
+    );
     let out = env.ok(&["get", "deploy", "dr", "-o", "json"]).await;
     let dr: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(dr["spec"]["replicas"], 2);
@@ -161,8 +160,7 @@ async fn kubectl_dry_run_server_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_verb_honours_dry_run_all() {
-    let env = Env::start().await;
-    let client = env.client(vec![env.url()]);
+    let server = harness::Server::start(|_| {}).await;
     let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
@@ -173,17 +171,11 @@ async fn every_verb_honours_dry_run_all() {
     let rs_path = "/apis/apps/v1/namespaces/default/replicasets";
     let pod_path = "/api/v1/namespaces/default/pods";
     let json_ct = "application/json";
-    let (code, _) = call(&client, Method::POST, rs_path, Some((json_ct, rs.clone()))).await;
+    let (code, _) = call(&server, "POST", rs_path, Some((json_ct, rs.clone()))).await;
     assert_eq!(code, 201);
-    let (code, _) = call(
-        &client,
-        Method::POST,
-        pod_path,
-        Some((json_ct, pod.clone())),
-    )
-    .await;
+    let (code, _) = call(&server, "POST", pod_path, Some((json_ct, pod.clone()))).await;
     assert_eq!(code, 201);
-    let before = revision(&env).await;
+    let before = revision(server.etcd.endpoints()).await;
 
     let web = "/apis/apps/v1/namespaces/default/replicasets/web";
     let p = "/api/v1/namespaces/default/pods/p";
@@ -192,16 +184,16 @@ async fn every_verb_honours_dry_run_all() {
     let new_pod = json!({"metadata": {"name": "q"},
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
     let running = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
-    let cases: Vec<(Method, String, Body, u16)> = vec![
+    let cases: Vec<(&str, String, Body, u16)> = vec![
         (
-            Method::POST,
+            "POST",
             pod_path.into(),
             Some((json_ct, new_pod.clone())),
             201,
         ),
-        (Method::PUT, web.into(), Some((json_ct, bigger)), 200),
+        ("PUT", web.into(), Some((json_ct, bigger)), 200),
         (
-            Method::PATCH,
+            "PATCH",
             web.into(),
             Some((
                 "application/merge-patch+json",
@@ -210,7 +202,7 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::PATCH,
+            "PATCH",
             web.into(),
             Some((
                 "application/strategic-merge-patch+json",
@@ -219,7 +211,7 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::PATCH,
+            "PATCH",
             web.into(),
             Some((
                 "application/apply-patch+yaml",
@@ -228,19 +220,19 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::PATCH,
+            "PATCH",
             format!("{pod_path}/q"),
             Some(("application/apply-patch+yaml", new_pod.clone())),
             201,
         ),
         (
-            Method::PUT,
+            "PUT",
             format!("{p}/status"),
             Some((json_ct, running.clone())),
             200,
         ),
         (
-            Method::PATCH,
+            "PATCH",
             format!("{p}/status"),
             Some((
                 "application/merge-patch+json",
@@ -249,7 +241,7 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::PUT,
+            "PUT",
             format!("{web}/scale"),
             Some((
                 json_ct,
@@ -258,7 +250,7 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::PATCH,
+            "PATCH",
             format!("{web}/scale"),
             Some((
                 "application/merge-patch+json",
@@ -267,26 +259,30 @@ async fn every_verb_honours_dry_run_all() {
             200,
         ),
         (
-            Method::POST,
+            "POST",
             format!("{p}/binding"),
             Some((json_ct, json!({"target": {"name": "node1"}}))),
             201,
         ),
-        (Method::DELETE, web.into(), None, 200),
-        (Method::DELETE, p.into(), None, 200),
-        (Method::DELETE, pod_path.into(), None, 200),
+        ("DELETE", web.into(), None, 200),
+        ("DELETE", p.into(), None, 200),
+        ("DELETE", pod_path.into(), None, 200),
     ];
     for (method, path, body, want) in cases {
         let sep = if path.contains('?') { '&' } else { '?' };
         let dry = format!("{path}{sep}dryRun=All");
-        let (code, answer) = call(&client, method.clone(), &dry, body).await;
+        let (code, answer) = call(&server, method, &dry, body).await;
         assert_eq!(code, want, "{method} {dry}: {answer}");
-        assert_eq!(revision(&env).await, before, "{method} {dry} wrote to etcd");
+        assert_eq!(
+            revision(server.etcd.endpoints()).await,
+            before,
+            "{method} {dry} wrote to etcd"
+        );
     }
     // What a dry run answers is what the write would have stored, defaults included.
     let (_, answer) = call(
-        &client,
-        Method::POST,
+        &server,
+        "POST",
         &format!("{pod_path}?dryRun=All"),
         Some((json_ct, new_pod.clone())),
     )
@@ -294,8 +290,8 @@ async fn every_verb_honours_dry_run_all() {
     assert_eq!(answer["spec"]["restartPolicy"], "Always");
     assert_eq!(answer["metadata"]["namespace"], "default");
     let (_, answer) = call(
-        &client,
-        Method::PATCH,
+        &server,
+        "PATCH",
         &format!("{web}/scale?dryRun=All"),
         Some((
             "application/merge-patch+json",
@@ -306,8 +302,8 @@ async fn every_verb_honours_dry_run_all() {
     assert_eq!(answer["spec"]["replicas"], 9);
     // DeleteOptions in the body say it too, as kubectl sends them.
     let (code, _) = call(
-        &client,
-        Method::DELETE,
+        &server,
+        "DELETE",
         web,
         Some((
             json_ct,
@@ -318,8 +314,8 @@ async fn every_verb_honours_dry_run_all() {
     assert_eq!(code, 200);
     // It still validates: an invalid object is refused as the write would be.
     let (code, _) = call(
-        &client,
-        Method::PATCH,
+        &server,
+        "PATCH",
         &format!("{web}?dryRun=All"),
         Some((
             "application/merge-patch+json",
@@ -328,12 +324,12 @@ async fn every_verb_honours_dry_run_all() {
     )
     .await;
     assert_eq!(code, 422);
-    assert_eq!(revision(&env).await, before);
+    assert_eq!(revision(server.etcd.endpoints()).await, before);
 
     // An unknown dryRun value is refused as kube-apiserver refuses it.
     let (code, status) = call(
-        &client,
-        Method::POST,
+        &server,
+        "POST",
         &format!("{pod_path}?dryRun=Maybe"),
         Some((json_ct, new_pod.clone())),
     )
@@ -348,11 +344,11 @@ async fn every_verb_honours_dry_run_all() {
         "CreateOptions.meta.k8s.io \"\" is invalid: dryRun: Unsupported value: \
          []string{\"Maybe\"}: supported values: \"All\""
     );
-    let (code, _) = call(&client, Method::DELETE, &format!("{p}?dryRun=yes"), None).await;
+    let (code, _) = call(&server, "DELETE", &format!("{p}?dryRun=yes"), None).await;
     assert_eq!(code, 422);
-    assert_eq!(revision(&env).await, before);
+    assert_eq!(revision(server.etcd.endpoints()).await, before);
     // Without dryRun the same requests write.
-    let (code, _) = call(&client, Method::DELETE, p, None).await;
+    let (code, _) = call(&server, "DELETE", p, None).await;
     assert_eq!(code, 200);
-    assert!(revision(&env).await > before);
+    assert!(revision(server.etcd.endpoints()).await > before);
 }

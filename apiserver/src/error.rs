@@ -44,8 +44,9 @@ pub enum Error {
     /// An update carried a resourceVersion that is no longer current.
     #[error("Operation cannot be fulfilled on {} \"{}\": the object has been modified; please apply your changes to the latest version and try again", .0.qualified(), .0.name)]
     Conflict(Target),
-    /// The object breaks a rule; each cause names a field.
-    #[error("{kind} \"{name}\" is invalid: {}", summary(.causes))]
+    /// The object breaks a rule; each cause names a field. The message names the kind
+    /// with its group, as kube-apiserver's does (`Deployment.apps "web" is invalid`).
+    #[error("{}{} \"{name}\" is invalid: {}", .kind, group_suffix(.group), summary(.causes))]
     Invalid {
         group: String,
         kind: String,
@@ -54,8 +55,9 @@ pub enum Error {
     },
     #[error("{0}")]
     BadRequest(String),
-    #[error("the body of the request was too large: {0} bytes, at most {1}")]
-    TooLarge(usize, usize),
+    /// The body is larger than the limit (in bytes), kube-apiserver's words.
+    #[error("Request entity too large: limit is {0}")]
+    TooLarge(usize),
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
     #[error("the body of the request was in an unknown format - accepted media types include: application/json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml")]
@@ -65,6 +67,12 @@ pub enum Error {
     Expired(String),
     #[error("Unauthorized")]
     Unauthorized,
+    /// The in-flight budget is spent: retry after a second (`Retry-After: 1`).
+    #[error("Too many requests, please try again later.")]
+    TooManyRequests,
+    /// The client did not send what it announced in time (a body that stopped short).
+    #[error("Timeout: {0}")]
+    Timeout(String),
     /// etcd did not answer (no quorum, timeout): kube-apiserver reports etcd's words.
     #[error("{0}")]
     StorageUnavailable(String),
@@ -83,6 +91,15 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `.apps` after a kind of a named group; nothing for the core group.
+fn group_suffix(group: &str) -> String {
+    if group.is_empty() {
+        String::new()
+    } else {
+        format!(".{group}")
+    }
+}
 
 fn summary(causes: &[StatusCause]) -> String {
     let parts: Vec<String> = causes
@@ -104,11 +121,13 @@ impl Error {
             Error::AlreadyExists(_) | Error::Conflict(_) => 409,
             Error::Invalid { .. } => 422,
             Error::BadRequest(_) => 400,
-            Error::TooLarge(..) => 413,
+            Error::TooLarge(_) => 413,
             Error::MethodNotAllowed => 405,
             Error::UnsupportedMediaType => 415,
             Error::Expired(_) => 410,
             Error::Unauthorized => 401,
+            Error::TooManyRequests => 429,
+            Error::Timeout(_) => 408,
             Error::StorageUnavailable(_) => 503,
             Error::Internal(_) => 500,
             Error::Unreachable(_) => 503,
@@ -124,11 +143,13 @@ impl Error {
             Error::Conflict(_) => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
-            Error::TooLarge(..) => "RequestEntityTooLarge",
+            Error::TooLarge(_) => "RequestEntityTooLarge",
             Error::MethodNotAllowed => "MethodNotAllowed",
             Error::UnsupportedMediaType => "UnsupportedMediaType",
             Error::Expired(_) => "Expired",
             Error::Unauthorized => "Unauthorized",
+            Error::TooManyRequests => "TooManyRequests",
+            Error::Timeout(_) => "Timeout",
             Error::StorageUnavailable(_) => "ServiceUnavailable",
             Error::Internal(_) => "InternalError",
             Error::Unreachable(_) => "ServiceUnavailable",
@@ -157,6 +178,10 @@ impl Error {
                 group: group.clone(),
                 kind: kind.clone(),
                 causes: causes.clone(),
+                ..StatusDetails::default()
+            }),
+            Error::TooManyRequests => Some(StatusDetails {
+                retry_after_seconds: 1,
                 ..StatusDetails::default()
             }),
             _ => None,

@@ -6,6 +6,11 @@
 //! - `/api/v1/nodes[/{name}[/status]]` — a cluster-scoped kind;
 //! - `/api/v1/pods` — one namespaced kind across all namespaces (`kubectl get -A`);
 //! - `/apis/{group}/{version}/...` — the same for named groups (`apps`).
+//!
+//! Before a request reaches its verb it passes, in order: the dot-segment and token
+//! checks ([`crate::authn`]), the in-flight budget, and the bounded read of its body
+//! ([`crate::limits`]); its connection was bounded by the same module when it was
+//! accepted ([`serve`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -19,15 +24,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
-use crate::discovery;
+use crate::authn::{self, Caller};
 use crate::error::{Error, Result};
+use crate::healthz::{self, Endpoint};
+use crate::limits::{AcceptBackoff, Budget, InFlight, Limits};
 use crate::registry::{self, ResourceType};
 use crate::rest::{ListOptions, PatchType, Registry, Scope};
 use crate::selectors::{parse_fields, parse_labels};
-use crate::stream;
-
-/// The largest request body accepted, as kube-apiserver's 3 MiB.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+use crate::{body, discovery, stream};
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
@@ -40,14 +44,18 @@ pub struct ApiServer {
     pub tokens: HashMap<String, String>,
     /// Where a node's kubelet is, for `pods/log`.
     pub kubelets: crate::logs::Resolver,
+    /// Bounds on connections, bodies and time.
+    pub limits: Limits,
+    /// The requests being served now, against `limits`' in-flight budgets.
+    pub inflight: InFlight,
 }
 
 /// What a path names.
 #[derive(Debug, PartialEq)]
 pub enum Route {
     Version,
-    Health,
-    Ready,
+    /// `/healthz`, `/livez`, `/readyz`, or one of their checks (`/readyz/etcd`).
+    Health(Endpoint, Option<String>),
     Api,
     Apis,
     ApiGroup(String),
@@ -71,8 +79,10 @@ pub fn route(path: &str) -> Option<Route> {
         .collect();
     Some(match segs[..] {
         ["version"] => Route::Version,
-        ["healthz" | "livez", ..] => Route::Health,
-        ["readyz", ..] => Route::Ready,
+        [first, ref check @ ..] if check.len() <= 1 && Endpoint::from_segment(first).is_some() => {
+            let endpoint = Endpoint::from_segment(first)?;
+            Route::Health(endpoint, check.first().map(|c| c.to_string()))
+        }
         ["api"] => Route::Api,
         ["apis"] => Route::Apis,
         ["api", "v1"] => Route::GroupVersion(String::new(), "v1".into()),
@@ -129,6 +139,17 @@ pub fn parse_query(query: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Every value of `key` in a query, percent-decoded (`exclude=a&exclude=b`).
+pub fn query_values(query: &str, key: &str) -> Vec<String> {
+    query
+        .split('&')
+        .filter_map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k) == key).then(|| percent_decode(v))
+        })
+        .collect()
+}
+
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let hex = |b: u8| (b as char).to_digit(16);
@@ -165,51 +186,94 @@ fn json_typed(code: u16, v: &Value, content_type: &'static str) -> Response<Body
     r
 }
 
-/// An error as a `Status` body.
+/// An error as a `Status` body (with `Retry-After` when the client should retry).
 pub fn error_response(e: &Error) -> Response<Body> {
-    json_response(
+    let mut r = json_response(
         e.code(),
         &serde_json::to_value(e.to_status()).unwrap_or_default(),
-    )
+    );
+    if let Error::TooManyRequests = e {
+        r.headers_mut()
+            .insert("retry-after", HeaderValue::from_static("1"));
+    }
+    r
 }
 
-/// Accepts connections forever, one task per connection; with `tls`, each connection
-/// is a TLS handshake first.
+/// Accepts connections until the task is aborted, one task per connection; with
+/// `tls`, each connection is a TLS handshake first. A failed `accept()` (out of file
+/// descriptors, most often) is counted in `accept_errors`, logged, and retried after a
+/// growing pause; a connection past `max_connections` is closed at once; every
+/// connection's handshake and request heads have `header_read_timeout`
+/// ([`crate::limits`]).
 pub async fn serve(
     listener: TcpListener,
     server: Arc<ApiServer>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-) -> std::io::Result<()> {
+    accept_errors: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let limits = server.limits.clone();
+    let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut backoff = AcceptBackoff::default();
     // Connections live in a set owned by this loop: when the loop is aborted (the
     // server stops), every connection goes with it.
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let tcp = tokio::select! {
-            accepted = listener.accept() => accepted?.0,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    backoff.succeeded();
+                    tcp
+                }
+                Err(e) => {
+                    accept_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let wait = backoff.failed();
+                    tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64,
+                                   "accepting a connection failed; trying again after a pause");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            },
             Some(_) = connections.join_next() => continue,
+        };
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            tracing::debug!(
+                max_connections = limits.max_connections,
+                "too many connections: closing a new one"
+            );
+            continue; // dropping `tcp` closes it
         };
         // Watch events and responses are small writes: send each at once (Go's net
         // package sets TCP_NODELAY on every connection of the real apiserver).
         let _ = tcp.set_nodelay(true);
         let server = server.clone();
         let tls = tls.clone();
+        let header_timeout = limits.header_read_timeout;
         connections.spawn(async move {
+            let _place = place; // held for as long as the connection is served
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
                 async move { Ok::<_, Infallible>(handle(server, req).await) }
             });
-            let http = hyper::server::conn::http1::Builder::new();
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
             let served = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => {
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        http.serve_connection(io, service).await
+                Some(acceptor) => {
+                    match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            http.serve_connection(io, service).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
+                }
                 None => {
                     let io = hyper_util::rt::TokioIo::new(tcp);
                     http.serve_connection(io, service).await
@@ -226,7 +290,8 @@ pub async fn serve(
 pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
-    let query = parse_query(parts.uri.query().unwrap_or(""));
+    let raw_query = parts.uri.query().unwrap_or("").to_string();
+    let query = parse_query(&raw_query);
     let header = |name: &str| {
         parts
             .headers
@@ -236,21 +301,33 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
             .to_string()
     };
     let (accept, content_type) = (header("accept"), header("content-type"));
+    if let Err(e) = authn::refuse_dot_segments(&path) {
+        return error_response(&e);
+    }
     let target = route(&path);
-    if !server.tokens.is_empty() && !matches!(target, Some(Route::Health)) {
-        let token = header("authorization");
-        let token = token.strip_prefix("Bearer ").unwrap_or("");
-        if !server.tokens.contains_key(token) {
-            return error_response(&Error::Unauthorized);
+    if !server.tokens.is_empty() {
+        match authn::authenticate(&header("authorization"), &server.tokens) {
+            Caller::User(_) => {}
+            Caller::Anonymous if target.as_ref().is_some_and(authn::is_public) => {}
+            Caller::Anonymous | Caller::BadToken => return error_response(&Error::Unauthorized),
         }
     }
-    let body = match read_body(body).await {
+    let _place = match server
+        .inflight
+        .admit(budget(&parts.method, target.as_ref(), &query))
+    {
+        Ok(place) => place,
+        Err(e) => return error_response(&e),
+    };
+    let body = match crate::limits::read_body(body, &server.limits).await {
         Ok(bytes) => bytes,
         Err(e) => return error_response(&e),
     };
+    let _turn = server.inflight.large_body_turn(body.len()).await;
     let request = ApiRequest {
         method: parts.method,
         query,
+        raw_query,
         accept,
         content_type,
         body,
@@ -261,39 +338,32 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
     }
 }
 
-/// Reads a request body of at most [`MAX_BODY`] bytes. A larger one is read to its end
-/// (up to 16× the limit) before the 413 goes back, so the client, still sending,
-/// gets the answer rather than a broken connection.
-async fn read_body(mut body: Incoming) -> Result<Bytes> {
-    let mut bytes = bytes::BytesMut::new();
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Error::BadRequest(format!("reading the body: {e}")))?;
-        if let Ok(data) = frame.into_data() {
-            total += data.len();
-            if total <= MAX_BODY {
-                bytes.extend_from_slice(&data);
-            } else if total > 16 * MAX_BODY {
-                break;
-            }
-        }
+/// Which in-flight budget a request counts against: long-running requests (watches,
+/// logs) and health checks count against none, as in kube-apiserver.
+fn budget(method: &Method, target: Option<&Route>, query: &HashMap<String, String>) -> Budget {
+    let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    match target {
+        Some(Route::Health(..)) => Budget::Exempt,
+        Some(Route::Resource { sub: Some(s), .. }) if s == "log" => Budget::Exempt,
+        _ if watch => Budget::Exempt,
+        _ if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) => Budget::ReadOnly,
+        _ => Budget::Mutating,
     }
-    if total > MAX_BODY {
-        return Err(Error::TooLarge(total, MAX_BODY));
-    }
-    Ok(bytes.freeze())
 }
 
 /// A request with its body read.
 pub struct ApiRequest {
     pub method: Method,
     pub query: HashMap<String, String>,
+    /// The query as sent, for parameters that may repeat (`dryRun`).
+    pub raw_query: String,
     pub accept: String,
     pub content_type: String,
     pub body: Bytes,
 }
 
 impl ApiRequest {
+    /// The body as JSON, whatever it was sent as ([`crate::body`]).
     fn json_body(&self) -> Result<Value> {
         let media = self.content_type.split(';').next().unwrap_or("").trim();
         if media == "application/vnd.kubernetes.protobuf" {
@@ -305,16 +375,10 @@ impl ApiRequest {
         if self.body.is_empty() {
             return Err(Error::BadRequest("the request has no body".into()));
         }
-        let json = serde_json::from_slice(&self.body);
         if media == "application/apply-patch+yaml" {
-            // kubectl sends JSON (which is YAML too); other clients may send YAML.
-            if let Ok(v) = json {
-                return Ok(v);
-            }
-            return serde_yaml_ng::from_slice(&self.body)
-                .map_err(|e| Error::BadRequest(format!("the body is not valid YAML: {e}")));
+            return body::apply_yaml(&self.body);
         }
-        json.map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
+        body::json(&self.body)
     }
 
     fn wants_table(&self) -> bool {
@@ -323,6 +387,32 @@ impl ApiRequest {
 
     fn flag(&self, name: &str) -> bool {
         matches!(self.query.get(name).map(String::as_str), Some("true" | "1"))
+    }
+
+    /// `dryRun=All`: validate and answer, write nothing. `options` is the kind of
+    /// options the verb takes (`CreateOptions`, ...), named in the error for any other
+    /// value, as kube-apiserver answers it; `more` are values from the body (a
+    /// DeleteOptions' `dryRun`).
+    fn dry_run(&self, options: &str, more: &[String]) -> Result<bool> {
+        let mut values = query_values(&self.raw_query, "dryRun");
+        values.extend(more.iter().cloned());
+        if values.iter().all(|v| v == "All") {
+            return Ok(!values.is_empty());
+        }
+        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+        Err(Error::Invalid {
+            group: "meta.k8s.io".into(),
+            kind: options.into(),
+            name: String::new(),
+            causes: vec![crate::types::StatusCause {
+                reason: "FieldValueNotSupported".into(),
+                message: format!(
+                    "Unsupported value: []string{{{}}}: supported values: \"All\"",
+                    shown.join(", ")
+                ),
+                field: "dryRun".into(),
+            }],
+        })
     }
 }
 
@@ -338,11 +428,10 @@ async fn dispatch(
     }
     Ok(match route {
         Route::Version => json_response(200, &discovery::version()),
-        Route::Health => text(200, "ok"),
-        Route::Ready => match server.registry.store.health().await {
-            Ok(()) => text(200, "ok"),
-            Err(e) => text(500, &format!("[-]etcd failed: {e}\nreadyz check failed")),
-        },
+        Route::Health(endpoint, check) => {
+            let store = &server.registry.store;
+            healthz::serve(endpoint, check.as_deref(), &req.raw_query, store).await?
+        }
         Route::Api if req.accept.contains("as=APIGroupDiscoveryList") => {
             json_typed(200, &discovery::aggregated(true), discovery::AGGREGATED)
         }
@@ -372,16 +461,6 @@ async fn dispatch(
     })
 }
 
-fn text(code: u16, s: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(s.to_string())).boxed());
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    r
-}
-
 fn list_options(req: &ApiRequest) -> Result<ListOptions> {
     let get = |k: &str| req.query.get(k).cloned().unwrap_or_default();
     Ok(ListOptions {
@@ -400,6 +479,25 @@ fn patch_type(content_type: &str) -> Result<PatchType> {
         "application/apply-patch+yaml" => Ok(PatchType::Apply),
         _ => Err(Error::UnsupportedMediaType),
     }
+}
+
+/// A DELETE's options: its body (kubectl sends `{"propagationPolicy":...,"dryRun":
+/// ["All"]}`), then the query's `gracePeriodSeconds`; and whether it is a dry run.
+fn delete_options(req: &ApiRequest) -> Result<(crate::types::DeleteOptions, bool)> {
+    let mut opts: crate::types::DeleteOptions = if req.body.is_empty() {
+        Default::default()
+    } else {
+        serde_json::from_value(body::object(body::json(&req.body)?, "DeleteOptions")?)
+            .map_err(|e| Error::BadRequest(format!("the body is not DeleteOptions: {e}")))?
+    };
+    if let Some(g) = req.query.get("gracePeriodSeconds") {
+        let g = g
+            .parse()
+            .map_err(|_| Error::BadRequest(format!("gracePeriodSeconds: {g}")))?;
+        opts.grace_period_seconds = Some(g);
+    }
+    let dry = req.dry_run("DeleteOptions", &opts.dry_run)?;
+    Ok((opts, dry))
 }
 
 async fn resource(
@@ -434,11 +532,12 @@ async fn resource(
                     namespace: &ns,
                     name: "",
                 };
-                let dry = req.query.get("dryRun").is_some_and(|d| d == "All");
+                let dry = req.dry_run("CreateOptions", &[])?;
                 let created = registry.create(scope, req.json_body()?, dry).await?;
                 Ok(json_response(201, &created))
             }
             Method::DELETE => {
+                let (opts, dry) = delete_options(req)?;
                 let list = registry
                     .list(rt, namespace.as_deref(), &list_options(req)?)
                     .await?;
@@ -454,7 +553,7 @@ async fn resource(
                         namespace: &item_ns,
                         name: &n,
                     };
-                    match registry.delete(scope, &Default::default()).await {
+                    match registry.delete(scope, &opts, dry).await {
                         Ok(v) => deleted.push(v),
                         Err(Error::NotFound(_)) => {}
                         Err(e) => return Err(e),
@@ -485,56 +584,47 @@ async fn resource(
     match (sub.as_deref(), &req.method) {
         (Some(s), _) if !rt.has_subresource(s) => Err(Error::NoSuchPath),
         (None | Some("status"), &Method::GET) => Ok(one(registry.get(scope).await?)),
-        (None, &Method::PUT) => Ok(json_response(
-            200,
-            &registry.update(scope, req.json_body()?, false).await?,
-        )),
-        (Some("status"), &Method::PUT) => Ok(json_response(
-            200,
-            &registry.update(scope, req.json_body()?, true).await?,
-        )),
+        (None | Some("status"), &Method::PUT) => {
+            let dry = req.dry_run("UpdateOptions", &[])?;
+            let status_only = sub.is_some();
+            let body = req.json_body()?;
+            let updated = registry.update(scope, body, status_only, dry).await?;
+            Ok(json_response(200, &updated))
+        }
         (None | Some("status"), &Method::PATCH) => {
             let kind = patch_type(&req.content_type)?;
+            let dry = req.dry_run("PatchOptions", &[])?;
             let status_only = sub.is_some();
-            Ok(json_response(
-                200,
-                &registry
-                    .patch(scope, kind, req.json_body()?, status_only)
-                    .await?,
-            ))
+            let body = req.json_body()?;
+            let (patched, created) = registry.patch(scope, kind, body, status_only, dry).await?;
+            Ok(json_response(if created { 201 } else { 200 }, &patched))
         }
         (None, &Method::DELETE) => {
-            let mut opts: crate::types::DeleteOptions = if req.body.is_empty() {
-                Default::default()
-            } else {
-                serde_json::from_slice(&req.body).map_err(|e| Error::BadRequest(e.to_string()))?
-            };
-            if let Some(g) = req.query.get("gracePeriodSeconds") {
-                let g = g
-                    .parse()
-                    .map_err(|_| Error::BadRequest(format!("gracePeriodSeconds: {g}")))?;
-                opts.grace_period_seconds = Some(g);
-            }
-            Ok(json_response(200, &registry.delete(scope, &opts).await?))
-        }
-        (Some("scale"), &Method::GET) => Ok(json_response(200, &registry.get_scale(scope).await?)),
-        (Some("scale"), &Method::PUT) => Ok(json_response(
-            200,
-            &registry.update_scale(scope, req.json_body()?, None).await?,
-        )),
-        (Some("scale"), &Method::PATCH) => {
-            let kind = patch_type(&req.content_type)?;
+            let (opts, dry) = delete_options(req)?;
             Ok(json_response(
                 200,
-                &registry
-                    .update_scale(scope, req.json_body()?, Some(kind))
-                    .await?,
+                &registry.delete(scope, &opts, dry).await?,
             ))
         }
-        (Some("binding"), &Method::POST) => Ok(json_response(
-            201,
-            &registry.bind(scope, req.json_body()?).await?,
-        )),
+        (Some("scale"), &Method::GET) => Ok(json_response(200, &registry.get_scale(scope).await?)),
+        (Some("scale"), &Method::PUT) => {
+            let dry = req.dry_run("UpdateOptions", &[])?;
+            let body = req.json_body()?;
+            let scaled = registry.update_scale(scope, body, None, dry).await?;
+            Ok(json_response(200, &scaled))
+        }
+        (Some("scale"), &Method::PATCH) => {
+            let kind = patch_type(&req.content_type)?;
+            let dry = req.dry_run("PatchOptions", &[])?;
+            let body = req.json_body()?;
+            let scaled = registry.update_scale(scope, body, Some(kind), dry).await?;
+            Ok(json_response(200, &scaled))
+        }
+        (Some("binding"), &Method::POST) => {
+            let dry = req.dry_run("CreateOptions", &[])?;
+            let body = req.json_body()?;
+            Ok(json_response(201, &registry.bind(scope, body, dry).await?))
+        }
         (Some("log"), &Method::GET) => {
             crate::logs::proxy(registry, &server.kubelets, &ns, &name, &req.query).await
         }

@@ -65,6 +65,24 @@
 //! then deletes the pod for good. A pod on a dead node therefore stays `Terminating`.
 //! Objects with `finalizers` wait the same way until the last finalizer is removed.
 //!
+//! ## Clients it does not trust
+//!
+//! Anyone who can reach the port can send anything, so the edge is bounded before any
+//! verb runs. [`authn`] decides who is asking (a bearer token, or nobody: an anonymous
+//! caller may read `/version` and the health endpoints of [`healthz`], as with
+//! kube-apiserver's defaults, and nothing else). [`limits`] bounds what a connection and
+//! a request may hold: a failed `accept()` (out of file descriptors) is retried after a
+//! pause, never the end; heads and bodies have deadlines; bodies have a size; requests
+//! in flight have kube-apiserver's budgets (400 reads, 200 writes; past them `429`).
+//! [`body`] bounds a body's nesting depth before parsing it and refuses one that is not
+//! an object, so no body can panic a handler or stall the requests beside it.
+//!
+//! ## Dry run
+//!
+//! `?dryRun=All` (`kubectl ... --dry-run=server`) runs a write to its end — decoding,
+//! defaults, validation, the checks against what is stored — and answers with what it
+//! would have stored, without a write to etcd; see [`rest`].
+//!
 //! ## Read next
 //!
 //! [`rest`] (the verbs), then [`store`] (the etcd side), then [`stream`] (lists and
@@ -72,8 +90,12 @@
 //!
 //! ## Left out
 //!
-//! - Admission webhooks, RBAC (any valid token may do anything), and API versions other
-//!   than one per group.
+//! - Admission webhooks, RBAC (any valid token may do anything; no token may read only
+//!   `/version` and the health endpoints), and API versions other than one per group.
+//! - API Priority and Fairness: requests in flight have kube-apiserver's two
+//!   max-in-flight budgets, not its flow schemas and priority levels.
+//! - HTTP/2: TLS offers `http/1.1` only (kube-apiserver serves both), so there are no
+//!   HTTP/2 stream limits to set.
 //! - Protobuf encoding: etcd holds JSON, so `etcdctl get` is readable.
 //! - The watch cache: every watch is its own etcd watch.
 //! - Owner-based garbage collection inside the apiserver (the controller-manager's
@@ -83,14 +105,18 @@
 //! - `BOOKMARK` watch events: a client may ask for them (`allowWatchBookmarks`), but a
 //!   server need not send any, and this one does not.
 
+pub mod authn;
+pub mod body;
 pub mod client;
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod healthz;
 pub mod http;
 pub mod informer;
 pub mod kubeconfig;
 pub mod leaderelection;
+pub mod limits;
 pub mod local;
 pub mod logs;
 pub mod names;

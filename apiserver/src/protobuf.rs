@@ -51,10 +51,14 @@ pub fn decode(body: &[u8]) -> Result<Value> {
         .and_then(|v| v.as_bytes().cloned())
         .unwrap_or_default();
     let object = DynamicMessage::decode(descriptor, raw).map_err(bad)?;
-    let mut v = message_to_json(&object);
-    v["apiVersion"] = type_meta["apiVersion"].clone();
-    v["kind"] = json!(kind);
-    Ok(v)
+    // Some messages (Quantity, Time, IntOrString) are a plain string or number in JSON:
+    // naming one of them as the kind is not an object.
+    let Value::Object(mut v) = message_to_json(&object) else {
+        return Err(bad(format!("{kind} is not a kind of object")));
+    };
+    v.insert("apiVersion".into(), type_meta["apiVersion"].clone());
+    v.insert("kind".into(), json!(kind));
+    Ok(Value::Object(v))
 }
 
 /// A message as JSON: set fields only, under their JSON names.

@@ -5,6 +5,16 @@
 //! kind's type, fill in what the server owns (uid, creationTimestamp, generation),
 //! apply defaults, validate, then make one guarded etcd write. `resourceVersion` is never
 //! stored; it is the key's `mod_revision`, set on every object read back.
+//!
+//! ## Dry run
+//!
+//! With `?dryRun=All` every verb runs the same story to its end — decode, defaults,
+//! validation, the checks against what is stored (the object exists, or does not;
+//! the resourceVersion matches) — and answers with what it would have written, but
+//! makes no etcd write: each verb takes `dry_run`, and the one place each write happens
+//! ([`Registry`]'s `put_new`, `put_over`, `remove`) returns instead. A dry-run create
+//! answers without a resourceVersion (nothing was stored at one); a dry-run update keeps
+//! the one it read, as kube-apiserver's dry-run storage does.
 
 use std::sync::Arc;
 
@@ -69,10 +79,15 @@ pub struct Registry {
     pub clock: Arc<dyn Clock>,
 }
 
-/// The stored JSON of an object, with its `resourceVersion` filled in.
+/// The stored JSON of an object, with its `resourceVersion` filled in. What etcd holds
+/// is not trusted to be an object (anyone with `etcdctl` can write there).
 pub fn object_of(item: &Item) -> Result<Value> {
-    let mut v: Value = serde_json::from_slice(&item.value)
-        .map_err(|e| Error::Internal(format!("stored object {} is not JSON: {e}", item.key)))?;
+    let bad = |why: &str| Error::Internal(format!("stored object {} {why}", item.key));
+    let mut v: Value =
+        serde_json::from_slice(&item.value).map_err(|e| bad(&format!("is not JSON: {e}")))?;
+    if !v.is_object() || !(v["metadata"].is_object() || v["metadata"].is_null()) {
+        return Err(bad("is not an object with object metadata"));
+    }
     v["metadata"]["resourceVersion"] = json!(item.mod_revision.to_string());
     Ok(v)
 }
@@ -217,8 +232,16 @@ impl Registry {
             name: &name,
             ..scope
         };
+        self.put_new(scope, v, dry_run).await
+    }
+
+    /// Stores a new object under its key, if the key is free.
+    async fn put_new(&self, scope: Scope<'_>, v: Value, dry_run: bool) -> Result<Value> {
         if dry_run {
-            return Ok(v);
+            return match self.store.get(&scope.key()).await? {
+                Some(_) => Err(Error::AlreadyExists(scope.target())),
+                None => Ok(v),
+            };
         }
         match self.store.create(&scope.key(), to_bytes(&v)).await? {
             Write::Done(rev) => Ok(with_rv(v, rev)),
@@ -226,11 +249,36 @@ impl Registry {
         }
     }
 
-    async fn read(&self, scope: Scope<'_>) -> Result<(Value, i64)> {
-        match self.store.get(&scope.key()).await? {
-            Some(item) => Ok((object_of(&item)?, item.mod_revision)),
-            None => Err(Error::NotFound(scope.target())),
+    /// Stores `new` over the object read at `rev`, if it is still at `rev`.
+    async fn put_over(
+        &self,
+        scope: Scope<'_>,
+        new: Value,
+        rev: i64,
+        dry_run: bool,
+    ) -> Result<Value> {
+        if dry_run {
+            return Ok(with_rv(new, rev));
         }
+        match self.store.update(&scope.key(), to_bytes(&new), rev).await? {
+            Write::Done(rev) => Ok(with_rv(new, rev)),
+            Write::Refused => Err(Error::Conflict(scope.target())),
+        }
+    }
+
+    /// Reads one object as its kind: a stored value of the wrong shape is an internal
+    /// error, so the verbs below always work on a well-formed object.
+    async fn read(&self, scope: Scope<'_>) -> Result<(Value, i64)> {
+        let Some(item) = self.store.get(&scope.key()).await? else {
+            return Err(Error::NotFound(scope.target()));
+        };
+        let v = (scope.rt.decode)(object_of(&item)?).map_err(|e| {
+            Error::Internal(format!(
+                "stored object {} is not a {}: {e}",
+                item.key, scope.rt.kind
+            ))
+        })?;
+        Ok((v, item.mod_revision))
     }
 
     /// `GET` one object.
@@ -280,7 +328,13 @@ impl Registry {
     }
 
     /// `PUT`: replace an object (or, with `subresource = "status"`, only its status).
-    pub async fn update(&self, scope: Scope<'_>, body: Value, status_only: bool) -> Result<Value> {
+    pub async fn update(
+        &self,
+        scope: Scope<'_>,
+        body: Value,
+        status_only: bool,
+        dry_run: bool,
+    ) -> Result<Value> {
         let rt = scope.rt;
         let new = self.decode(rt, body)?;
         let name = new["metadata"]["name"].as_str().unwrap_or("");
@@ -291,7 +345,8 @@ impl Registry {
             )));
         }
         let (old, rev) = self.read(scope).await?;
-        self.write_update(scope, old, rev, new, status_only).await
+        self.write_update(scope, old, rev, new, status_only, dry_run)
+            .await
     }
 
     /// Turns a decoded `new` into the object to store next to `old`, and stores it.
@@ -302,6 +357,7 @@ impl Registry {
         rev: i64,
         mut new: Value,
         status_only: bool,
+        dry_run: bool,
     ) -> Result<Value> {
         let rt = scope.rt;
         if let Some(expected) = new["metadata"]["resourceVersion"].as_str() {
@@ -353,23 +409,28 @@ impl Registry {
             .is_some_and(|f| !f.is_empty());
         if marked && no_finalizers && had_finalizers && grace_period(rt, &new, None) == 0 {
             // The last finalizer is gone from an object marked for deletion: it goes.
-            return self.remove(scope, new, rev).await;
+            return self.remove(scope, new, rev, dry_run).await;
         }
-        match self.store.update(&scope.key(), to_bytes(&new), rev).await? {
-            Write::Done(rev) => Ok(with_rv(new, rev)),
-            Write::Refused => Err(Error::Conflict(scope.target())),
-        }
+        self.put_over(scope, new, rev, dry_run).await
     }
 
     /// `PATCH`: read, patch, write back guarded by what was read; retried when another
-    /// writer got in between (the patch itself names no resourceVersion).
+    /// writer got in between (the patch itself names no resourceVersion). Answers the
+    /// object and whether it was created (server-side apply of a new object).
     pub async fn patch(
         &self,
         scope: Scope<'_>,
         kind: PatchType,
         patch: Value,
         status_only: bool,
-    ) -> Result<Value> {
+        dry_run: bool,
+    ) -> Result<(Value, bool)> {
+        let patch = crate::body::object(patch, "a patch")?;
+        if !(patch["metadata"].is_object() || patch["metadata"].is_null()) {
+            return Err(Error::BadRequest(
+                "metadata of a patch must be a JSON object".into(),
+            ));
+        }
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -378,7 +439,8 @@ impl Registry {
                 Err(Error::NotFound(_)) if kind == PatchType::Apply => {
                     let mut body = patch.clone();
                     body["metadata"]["name"] = json!(scope.name);
-                    return self.create(scope, body, false).await;
+                    let created = self.create(scope, body, dry_run).await?;
+                    return Ok((created, true));
                 }
                 Err(e) => return Err(e),
             };
@@ -388,9 +450,12 @@ impl Registry {
                 PatchType::Strategic => strategic_merge_patch(&mut patched, &patch),
             }
             let new = self.decode(scope.rt, patched)?;
-            match self.write_update(scope, old, rev, new, status_only).await {
+            match self
+                .write_update(scope, old, rev, new, status_only, dry_run)
+                .await
+            {
                 Err(Error::Conflict(_)) if attempts < 5 && patch_has_no_rv(&patch) => continue,
-                other => return other,
+                other => return other.map(|v| (v, false)),
             }
         }
     }
@@ -401,7 +466,12 @@ impl Registry {
     ///   then deletes it for good with a grace period of 0 — so a pod on a dead node
     ///   stays `Terminating`, as in Kubernetes;
     /// - an object with `finalizers` is marked, and goes when the last one is removed.
-    pub async fn delete(&self, scope: Scope<'_>, opts: &DeleteOptions) -> Result<Value> {
+    pub async fn delete(
+        &self,
+        scope: Scope<'_>,
+        opts: &DeleteOptions,
+        dry_run: bool,
+    ) -> Result<Value> {
         let (old, rev) = self.read(scope).await?;
         if let Some(p) = &opts.preconditions {
             let uid_ok = p
@@ -429,19 +499,16 @@ impl Registry {
             marked["metadata"]["deletionTimestamp"] =
                 json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-            return match self
-                .store
-                .update(&scope.key(), to_bytes(&marked), rev)
-                .await?
-            {
-                Write::Done(rev) => Ok(with_rv(marked, rev)),
-                Write::Refused => Err(Error::Conflict(scope.target())),
-            };
+            return self.put_over(scope, marked, rev, dry_run).await;
         }
-        self.remove(scope, old, rev).await
+        self.remove(scope, old, rev, dry_run).await
     }
 
-    async fn remove(&self, scope: Scope<'_>, old: Value, rev: i64) -> Result<Value> {
+    /// Deletes the object read at `rev`, if it is still at `rev`; answers its last state.
+    async fn remove(&self, scope: Scope<'_>, old: Value, rev: i64, dry_run: bool) -> Result<Value> {
+        if dry_run {
+            return Ok(old);
+        }
         match self.store.delete(&scope.key(), rev).await? {
             Write::Done(_) => Ok(old),
             Write::Refused => Err(Error::Conflict(scope.target())),
@@ -460,6 +527,7 @@ impl Registry {
         scope: Scope<'_>,
         scale: Value,
         patch: Option<PatchType>,
+        dry_run: bool,
     ) -> Result<Value> {
         let mut attempts = 0;
         loop {
@@ -477,12 +545,17 @@ impl Registry {
             };
             let mut new = old.clone();
             new["spec"]["replicas"] = json!(replicas);
-            if patch.is_some() {
-                new["metadata"]["resourceVersion"] = json!(rev.to_string());
-            } else {
-                new["metadata"]["resourceVersion"] = s["metadata"]["resourceVersion"].clone();
-            }
-            match self.write_update(scope, old, rev, new, false).await {
+            // A PUT of a Scale that names a resourceVersion is guarded by it; a patch,
+            // or a Scale without one, by what was just read.
+            let expected = match s["metadata"]["resourceVersion"].as_str() {
+                Some(rv) if patch.is_none() && !rv.is_empty() => rv.to_string(),
+                _ => rev.to_string(),
+            };
+            new["metadata"]["resourceVersion"] = json!(expected);
+            match self
+                .write_update(scope, old, rev, new, false, dry_run)
+                .await
+            {
                 Err(Error::Conflict(_)) if attempts < 5 && patch.is_some() => continue,
                 Ok(v) => return Ok(scale_of(&v)),
                 Err(e) => return Err(e),
@@ -491,7 +564,7 @@ impl Registry {
     }
 
     /// `POST pods/{name}/binding`: sets `spec.nodeName` of a pod not yet bound.
-    pub async fn bind(&self, scope: Scope<'_>, binding: Value) -> Result<Value> {
+    pub async fn bind(&self, scope: Scope<'_>, binding: Value, dry_run: bool) -> Result<Value> {
         let Some(node) = binding["target"]["name"].as_str().filter(|n| !n.is_empty()) else {
             return Err(Error::BadRequest("a Binding needs target.name".into()));
         };
@@ -515,11 +588,9 @@ impl Registry {
         conditions.push(json!({"type": "PodScheduled", "status": "True",
                                "lastProbeTime": null, "lastTransitionTime": self.now()}));
         new["status"]["conditions"] = Value::Array(conditions);
-        match self.store.update(&scope.key(), to_bytes(&new), rev).await? {
-            Write::Done(_) => Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
-                                         "status": "Success", "code": 201})),
-            Write::Refused => Err(Error::Conflict(scope.target())),
-        }
+        self.put_over(scope, new, rev, dry_run).await?;
+        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+                  "status": "Success", "code": 201}))
     }
 }
 

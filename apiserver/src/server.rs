@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Config {
     pub tls: Option<(String, String)>,
     /// How to reach a node's kubelet (for `kubectl logs`).
     pub kubelets: crate::logs::Resolver,
+    /// Bounds on connections and requests (timeouts, sizes, in-flight requests).
+    pub limits: crate::limits::Limits,
 }
 
 impl Config {
@@ -50,6 +53,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             tls: None,
             kubelets: crate::logs::direct(),
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -78,9 +82,16 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<String, String>> {
 pub struct Running {
     pub addr: SocketAddr,
     task: JoinHandle<()>,
+    accept_errors: Arc<AtomicU64>,
 }
 
 impl Running {
+    /// How many times `accept()` has failed (out of file descriptors, most often); the
+    /// server waits a little and accepts again.
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Ordering::Relaxed)
+    }
+
     /// Stops the server like a killed process: the listener and every open
     /// connection (watches included) close.
     pub fn stop_serving(&self) {
@@ -115,6 +126,8 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         advertise,
         tokens: config.tokens.clone(),
         kubelets: config.kubelets.clone(),
+        limits: config.limits.clone(),
+        inflight: crate::limits::InFlight::new(&config.limits),
     });
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(pki::server_config(
@@ -122,13 +135,17 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         )?)),
         None => None,
     };
+    let accept_errors = Arc::new(AtomicU64::new(0));
+    let errors = accept_errors.clone();
     let task = tokio::spawn(async move {
         tokio::spawn(bootstrap(registry));
-        if let Err(e) = serve(listener, server, tls).await {
-            tracing::error!(error = %e, "the apiserver stopped accepting connections");
-        }
+        serve(listener, server, tls, errors).await;
     });
-    Ok(Running { addr, task })
+    Ok(Running {
+        addr,
+        task,
+        accept_errors,
+    })
 }
 
 /// An apiserver for a cluster made in one process (tests, the simulator): HTTPS with a

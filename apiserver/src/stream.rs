@@ -94,10 +94,10 @@ pub async fn watch(
         initial = list.items;
         list.revision + 1
     } else {
-        let n: i64 = rv
-            .parse()
-            .map_err(|_| Error::BadRequest(format!("invalid resource version: {rv}")))?;
-        n + 1
+        rv.parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_add(1))
+            .ok_or_else(|| Error::BadRequest(format!("invalid resource version: {rv}")))?
     };
     let render = move |v: &Value, now: Timestamp| {
         if table {

@@ -42,6 +42,12 @@ struct Args {
     /// CSV file of bearer tokens: `token,user,uid[,groups]`.
     #[arg(long)]
     token_auth_file: Option<std::path::PathBuf>,
+    /// Reads served at once; past it, `429` (0: no limit).
+    #[arg(long, default_value_t = 400)]
+    max_requests_inflight: usize,
+    /// Writes served at once; past it, `429` (0: no limit).
+    #[arg(long, default_value_t = 200)]
+    max_mutating_requests_inflight: usize,
 }
 
 #[tokio::main]
@@ -53,6 +59,8 @@ async fn main() -> ExitCode {
         .init();
     let args = Args::parse();
     let mut config = Config::new(args.etcd_servers);
+    config.limits.max_requests_inflight = args.max_requests_inflight;
+    config.limits.max_mutating_requests_inflight = args.max_mutating_requests_inflight;
     if let Some(path) = &args.token_auth_file {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,

@@ -69,10 +69,19 @@ impl Quantity {
             }
             d.parse().map_err(|_| bad())
         };
-        // value = (whole + frac / 10^len) * num / den, in thousandths.
-        let scale = 10i128.pow(frac.len() as u32);
-        let mantissa = digits(whole)? * scale + digits(frac)?;
-        let thousandths = mantissa * 1000 * num / (scale * den);
+        // value = (whole + frac / 10^len) * num / den, in thousandths. A quantity too
+        // large for this arithmetic is refused, not wrapped (or, in a debug build, a
+        // panic on the client's say-so).
+        let frac_len = frac.len();
+        let (whole, frac) = (digits(whole)?, digits(frac)?);
+        let thousandths = u32::try_from(frac_len)
+            .ok()
+            .and_then(|len| 10i128.checked_pow(len))
+            .and_then(|scale| {
+                let mantissa = whole.checked_mul(scale)?.checked_add(frac)?;
+                Some(mantissa.checked_mul(1000)?.checked_mul(num)? / scale.checked_mul(den)?)
+            })
+            .ok_or_else(bad)?;
         Ok(Quantity(if negative { -thousandths } else { thousandths }))
     }
 
@@ -110,6 +119,13 @@ mod tests {
         assert_eq!(q("2").milli(), 2000);
         assert_eq!(q("128Mi").value(), 128 * 1024 * 1024);
         assert_eq!(q("1G").value(), 1_000_000_000);
+        // Too large for any integer: refused, never wrapped or a panic.
+        for huge in [
+            "99999999999999999999999999999Ei",
+            "1.0000000000000000000000000000000000001",
+        ] {
+            assert!(Quantity::parse(huge).is_err(), "{huge}");
+        }
         assert_eq!(q("1.5Gi").value(), 3 * 512 * 1024 * 1024);
         assert_eq!(q("110").value(), 110);
         assert_eq!(q("1k").value(), 1000);

@@ -31,22 +31,6 @@ spec:
         image: nginx:1.25
 ";
 
-/// Whether the real kubectl is on PATH; if not, says so on one line.
-async fn kubectl_present(test: &str) -> bool {
-    let found = tokio::process::Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .await
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        println!(
-            "skipped {test}: kubectl is not on PATH (install kubectl 1.32, e.g. from the \
-             Kubernetes release binaries, to run it)"
-        );
-    }
-    found
-}
-
 /// etcd's revision: it moves with every write, and only then.
 async fn revision(endpoints: Vec<String>) -> i64 {
     let etcd = kvstore::client::Client::new(kvstore::client::ClientConfig::new(endpoints)).unwrap();
@@ -70,7 +54,7 @@ async fn call(server: &harness::Server, method: &str, path: &str, body: Body) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_dry_run_server_writes_nothing() {
-    if !kubectl_present("kubectl_dry_run_server_writes_nothing").await {
+    if support::tools::skip_unless_installed(&support::tools::KUBECTL) {
         return;
     }
     let env = Env::start().await;

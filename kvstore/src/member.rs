@@ -49,6 +49,7 @@ use crate::proto::etcdserverpb::ResponseHeader;
 use crate::request::{encode_attributes, encode_entry, entry_len, validate, Request, Response};
 use crate::storage::{MemDisk, Storage};
 use crate::watch::{WatchCreate, WatchEvents, Watcher};
+use snapshots::snapshot_targets;
 
 /// Timing and identity of one member. Times are in ticks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -522,6 +523,7 @@ impl<S: Storage> Member<S> {
             let store = self.raft.store().clone();
             let applied_before = self.applied_index;
             let immediate = rd.take_messages();
+            let snapshots_sent = snapshot_targets(&immediate);
             if !immediate.is_empty() {
                 send_now(immediate);
             }
@@ -567,6 +569,7 @@ impl<S: Storage> Member<S> {
             self.out.messages.extend(light.take_messages());
             self.apply_entries(light.take_committed_entries());
             self.raft.advance_apply();
+            self.snapshots_handed_over(snapshots_sent);
             // The store's changes and the applied index they reach, in one write.
             let mutations = self.store.take_mutations();
             if self.applied_index > applied_before {

@@ -13,7 +13,7 @@
 //! follower replaces its store with the snapshot's and continues from there with the
 //! log.
 
-use raft::eraftpb::Snapshot;
+use raft::eraftpb::{Message, MessageType, Snapshot};
 
 use super::Member;
 use crate::storage::Storage;
@@ -78,6 +78,34 @@ impl<S: Storage> Member<S> {
                     self.out.canceled_watches.push(id);
                 }
             }
+        }
+    }
+}
+
+/// The followers a batch of messages sends a snapshot to.
+pub(super) fn snapshot_targets(messages: &[Message]) -> Vec<u64> {
+    messages
+        .iter()
+        .filter(|m| m.get_msg_type() == MessageType::MsgSnapshot)
+        .map(|m| m.to)
+        .collect()
+}
+
+impl<S: Storage> Member<S> {
+    /// Tells raft-rs that the snapshots it sent are on their way.
+    ///
+    /// A leader that sends a follower its snapshot stops replicating to it until it is
+    /// told how the sending went (`report_snapshot`) — forever, if nobody tells it. The
+    /// transport cannot say whether a snapshot arrived (a connection breaks, a full
+    /// backlog drops it), so the leader is told at once that it was handed over, as
+    /// etcd reports it once written: the leader goes back to probing the follower. If
+    /// the snapshot arrived, the probe's answer confirms it; if it was lost, the
+    /// follower's refusal makes the leader send another. (Found by `scripts/torture`:
+    /// a follower restored from a copy of its data directory never caught up again.)
+    pub(super) fn snapshots_handed_over(&mut self, followers: Vec<u64>) {
+        for follower in followers {
+            self.raft
+                .report_snapshot(follower, raft::SnapshotStatus::Finish);
         }
     }
 }

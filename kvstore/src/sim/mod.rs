@@ -413,6 +413,12 @@ impl SimCluster {
             .collect()
     }
 
+    /// The first message queued on `from → to`, if any (for a test that picks which
+    /// message to lose).
+    pub fn peek(&self, from: u64, to: u64) -> Option<&Message> {
+        self.links.get(&(from, to)).and_then(VecDeque::front)
+    }
+
     /// Loses the first message queued on `from → to`. Returns whether there was one.
     pub fn drop_message(&mut self, from: u64, to: u64) -> bool {
         self.links

@@ -40,25 +40,26 @@ pub struct Findings {
 }
 
 /// Waits (up to a minute) until the members report the same revision and applied
-/// index twice in a row; returns the revision.
-pub async fn converge(cluster: &Cluster) -> Option<i64> {
+/// index twice in a row; returns the revision, or what each member last reported
+/// (revision, applied index; `None` for no answer).
+pub async fn converge(cluster: &Cluster) -> Result<i64, Vec<Option<(i64, u64)>>> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut last = None;
+    let mut seen = Vec::new();
     while Instant::now() < deadline {
-        let mut seen = Vec::new();
+        seen.clear();
         for i in 0..cluster.members.len() {
-            if let Some(s) = cluster.status(i).await {
-                seen.push((s.header.map_or(0, |h| h.revision), s.raft_applied_index));
-            }
+            let status = cluster.status(i).await;
+            seen.push(status.map(|s| (s.header.map_or(0, |h| h.revision), s.raft_applied_index)));
         }
-        let agreed = seen.len() == cluster.members.len() && seen.windows(2).all(|w| w[0] == w[1]);
+        let agreed = seen.iter().all(Option::is_some) && seen.windows(2).all(|w| w[0] == w[1]);
         if agreed && last == Some(seen[0]) {
-            return Some(seen[0].0);
+            return Ok(seen[0].map_or(0, |(revision, _)| revision));
         }
         last = agreed.then(|| seen[0]);
         tokio::time::sleep(Duration::from_millis(300)).await; // polling a condition
     }
-    None
+    Err(seen)
 }
 
 /// Every `torture/` key on one member: key → (value, mod revision).
@@ -99,10 +100,14 @@ async fn read_all(url: &str) -> Result<BTreeMap<String, (String, i64)>, String> 
 /// Runs the whole check.
 pub async fn run(cluster: &Cluster, ledger: &Ledger) -> Findings {
     let mut f = Findings::default();
-    let Some(revision) = converge(cluster).await else {
-        f.problems
-            .push("the members did not converge within 60 s".into());
-        return f;
+    let revision = match converge(cluster).await {
+        Ok(revision) => revision,
+        Err(last) => {
+            f.problems.push(format!(
+                "the members did not converge within 60 s; last (revision, applied index) of each: {last:?}"
+            ));
+            return f;
+        }
     };
     f.revision = revision;
     // What each key may hold: (value, Some(revision) if acknowledged).

@@ -52,7 +52,7 @@ pub fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
     found
 }
 
-/// Makes the segment end in a torn write: the first half of one more record after
+/// Makes the segment end in a torn write: the first part of one more record after
 /// the last complete one. This is what a power cut during the next `write` leaves:
 /// that record's `fdatasync` never finished, so the member never acknowledged it to
 /// anyone. With `keep_zeros` the torn record lies in the preallocated zeros, as this
@@ -61,7 +61,12 @@ pub fn records(bytes: &[u8]) -> Vec<(usize, usize)> {
 /// leader already counted as stored here; Raft cannot work around that — etcd's raft
 /// panics with "tocommit is out of range", raft-rs with "to_commit is out of range" —
 /// so it is not a fault a member can be asked to survive.)
+///
+/// A disk writes whole sectors (512 bytes), so a torn record in the zeros is written
+/// up to a sector boundary and zeros from there to its end: the torn record here
+/// claims a length that reaches past the next boundary, and its bytes stop there.
 pub fn tear_tail(segment: &Path, keep_zeros: bool) -> Result<String, String> {
+    const SECTOR: usize = 512;
     let mut bytes = fs::read(segment).map_err(|e| format!("read {}: {e}", segment.display()))?;
     let all = records(&bytes);
     let &(offset, len) = all.last().ok_or("the segment holds no record")?;
@@ -72,26 +77,45 @@ pub fn tear_tail(segment: &Path, keep_zeros: bool) -> Result<String, String> {
             segment.display()
         ));
     }
-    // A copy of the last record, so the torn one has a real header and payload.
-    let torn: Vec<u8> = bytes[offset..offset + HEADER + (len - HEADER) / 2].to_vec();
     let size = bytes.len();
-    if keep_zeros && end + torn.len() <= size {
-        bytes[end..end + torn.len()].copy_from_slice(&torn);
+    // The torn record: the last record's kind and payload bytes, repeated, under a
+    // header claiming more than reaches the next sector boundary (the CRC is the last
+    // record's: it cannot match).
+    let boundary = (end + HEADER).div_ceil(SECTOR) * SECTOR;
+    let claimed = boundary - end - HEADER + SECTOR; // a sector more than is written
+    let mut torn = Vec::with_capacity(boundary - end);
+    torn.extend_from_slice(&(claimed as u32).to_le_bytes());
+    torn.extend_from_slice(&bytes[offset + 4..offset + HEADER]);
+    let payload = &bytes[offset + HEADER..end];
+    while torn.len() < boundary - end {
+        let want = (boundary - end - torn.len()).min(payload.len().max(1));
+        torn.extend(
+            payload
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(1))
+                .take(want),
+        );
+    }
+    let (written, after) = if keep_zeros {
+        if bytes.len() < end + HEADER + claimed {
+            // A segment cut short by an earlier repair: zeros, as its growth leaves.
+            bytes.resize(end + HEADER + claimed + SECTOR, 0);
+        }
+        bytes[end..boundary].copy_from_slice(&torn);
+        (torn.len(), "zeros from a sector boundary")
     } else {
         bytes.truncate(end);
-        bytes.extend_from_slice(&torn);
-    }
-    fs::write(segment, &bytes).map_err(|e| format!("write {}: {e}", segment.display()))?;
-    let after = if bytes.len() == end + torn.len() {
-        "the end of the file"
-    } else {
-        "zeros"
+        let half = (torn.len() / 2).max(HEADER + 1);
+        bytes.extend_from_slice(&torn[..half]);
+        (half, "the end of the file")
     };
+    fs::write(segment, &bytes).map_err(|e| format!("write {}: {e}", segment.display()))?;
     Ok(format!(
-        "{}: after record {}, {} of {len} bytes of a next record, then {after} ({size} -> {} bytes)",
+        "{}: after record {}, {written} of {} bytes of a next record, then {after} ({size} -> {} bytes)",
         segment.display(),
         all.len(),
-        torn.len(),
+        HEADER + claimed,
         bytes.len()
     ))
 }

@@ -10,8 +10,8 @@
 //! - puts: `ignore_value` with a value, or `ignore_lease` with a lease, is refused;
 //! - transactions: at most `--max-txn-ops` (128) operations per branch, counted down
 //!   through nested transactions — a child may use only what its parent left
-//!   ([`check_txn`]) — and no key written twice where the outcome would depend on the
-//!   order of the operations ([`check_intervals`]);
+//!   (`check_txn`) — and no key written twice where the outcome would depend on the
+//!   order of the operations (`check_intervals`);
 //! - leases: a TTL of at most [`MAX_LEASE_TTL`] seconds;
 //! - size: the encoded log entry at most `--max-request-bytes` (1.5 MiB by default),
 //!   because every member keeps it in its log and sends it to every follower

@@ -120,5 +120,16 @@ impl Error {
     }
 }
 
+/// The first line of a panic's message, for the one-line reason a failed member gives
+/// (see `server/driver.rs`).
+pub fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    message.lines().next().unwrap_or_default().to_string()
+}
+
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -17,13 +17,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kvstore::proto::etcdserverpb::{
-    kv_client::KvClient, maintenance_client::MaintenanceClient, CompactionRequest, HashKvRequest,
-    PutRequest, RangeRequest, StatusRequest,
+    maintenance_client::MaintenanceClient, CompactionRequest, HashKvRequest, RangeRequest,
+    StatusRequest,
 };
-use tonic::transport::Channel;
 
 mod support;
-use support::Cluster;
+use support::{put_eventually, Cluster};
 
 const REAL_ETCD: &str = "/usr/bin/etcd";
 
@@ -246,23 +245,6 @@ async fn hash_of(cluster: &Cluster, id: u64, revision: i64) -> Result<(u32, i64)
     Ok((h.hash, h.compact_revision))
 }
 
-/// Retries a put until it is acknowledged (the cluster may be electing).
-async fn put(kv: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let request = PutRequest {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        };
-        match kv.put(request).await {
-            Ok(r) => return r.into_inner().header.unwrap().revision,
-            Err(e) => assert!(Instant::now() < deadline, "put {key} never succeeded: {e}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_with_the_same_history_agree_and_a_different_history_disagrees() {
     let mut three = Cluster::start(3).await;
@@ -271,10 +253,10 @@ async fn members_with_the_same_history_agree_and_a_different_history_disagrees()
     let mut other = single.kv(1).await;
 
     // The same key, value and revisions now, reached through a different history.
-    put(&mut kv, "x", "old").await;
-    put(&mut kv, "x", "new").await;
-    put(&mut other, "x", "other").await;
-    put(&mut other, "x", "new").await;
+    put_eventually(&mut kv, "x", "old").await;
+    put_eventually(&mut kv, "x", "new").await;
+    put_eventually(&mut other, "x", "other").await;
+    put_eventually(&mut other, "x", "new").await;
     let read = RangeRequest {
         key: b"x".to_vec(),
         ..Default::default()
@@ -288,9 +270,9 @@ async fn members_with_the_same_history_agree_and_a_different_history_disagrees()
     // Member 3 misses enough entries to be sent a snapshot (support::SNAPSHOT_COUNT).
     three.stop(3).await;
     for i in 0..100 {
-        put(&mut kv, &format!("k{i}"), &format!("v{i}")).await;
+        put_eventually(&mut kv, &format!("k{i}"), &format!("v{i}")).await;
     }
-    let compact_at = put(&mut kv, "k0", "again").await;
+    let compact_at = put_eventually(&mut kv, "k0", "again").await;
     kv.compact(CompactionRequest {
         revision: compact_at,
         physical: false,
@@ -298,7 +280,7 @@ async fn members_with_the_same_history_agree_and_a_different_history_disagrees()
     .await
     .unwrap();
     three.restart(3).await;
-    put(&mut kv, "after", "restart").await;
+    put_eventually(&mut kv, "after", "restart").await;
 
     let now = converged(&three, &[1, 2, 3]).await;
     let mut hashes = Vec::new();

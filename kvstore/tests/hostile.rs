@@ -12,11 +12,10 @@ use kvstore::proto::etcdserverpb::{
     CompactionRequest, Compare, LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest,
     RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
-use tonic::transport::Channel;
 use tonic::Code;
 
 mod support;
-use support::Cluster;
+use support::{put_eventually, Cluster};
 
 fn put_op(key: &str, value: &str) -> RequestOp {
     RequestOp {
@@ -43,26 +42,6 @@ fn nested_txn(depth: usize, key: &str) -> TxnRequest {
         };
     }
     txn
-}
-
-/// Retries a put until it succeeds (the cluster may still be electing) or the deadline.
-async fn put_eventually(kv: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let request = PutRequest {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        };
-        match kv.put(request).await {
-            Ok(r) => return r.into_inner().header.unwrap().revision,
-            Err(e) if Instant::now() < deadline => {
-                assert_eq!(e.code(), Code::Unavailable, "{e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("put never succeeded: {e}"),
-        }
-    }
 }
 
 /// The value of `key` as member `id` has applied it, once it has (serializable reads,

@@ -12,7 +12,7 @@ use kvstore::proto::etcdserverpb::{
 use tonic::transport::Channel;
 
 mod support;
-use support::Cluster;
+use support::{put_eventually, Cluster};
 
 /// A linearizable read of the pod key the test writes first.
 async fn get_alpine(kv: &mut KvClient<Channel>) -> kvstore::proto::etcdserverpb::RangeResponse {
@@ -28,20 +28,6 @@ fn put(key: &str, value: &str) -> PutRequest {
         key: key.into(),
         value: value.into(),
         ..Default::default()
-    }
-}
-
-/// Retries a put until it succeeds (the cluster may still be electing) or the deadline.
-async fn put_eventually(kv: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match kv.put(put(key, value)).await {
-            Ok(r) => return r.into_inner().header.unwrap().revision,
-            Err(e) if Instant::now() < deadline => {
-                assert_eq!(e.code(), tonic::Code::Unavailable, "{e}");
-            }
-            Err(e) => panic!("put never succeeded: {e}"),
-        }
     }
 }
 

@@ -84,13 +84,7 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("a panic without a message");
-        let first = message.lines().next().unwrap_or_default();
+        let first = kvstore::error::panic_reason(info.payload());
         eprintln!(
             "etcd: panic in thread {}{location}: {first}",
             thread.name().unwrap_or("?")

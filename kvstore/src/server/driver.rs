@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::Outbound;
-use crate::error::{Error, Result};
+use crate::error::{panic_reason, Error, Result};
 use crate::member::{Member, MemberStatus};
 use crate::mvcc::hash::HashKv;
 use crate::proto::etcdserverpb::ResponseHeader;
@@ -229,7 +229,7 @@ pub fn spawn<S: Storage + Send + 'static>(
                 // kept from flushing a failed disk).
                 let _ = exit_on_panic.send(Some(Exit {
                     code: 2,
-                    reason: panic_message(panic.as_ref()),
+                    reason: panic_reason(panic.as_ref()),
                 }));
             }
         })
@@ -304,7 +304,7 @@ async fn run<S: Storage>(
         if let Err(panic) = round {
             let _ = exit.send(Some(Exit {
                 code: 2,
-                reason: panic_message(panic.as_ref()),
+                reason: panic_reason(panic.as_ref()),
             }));
             // The member failed half-way through a round: what it holds in memory is
             // not to be trusted, and its disk may be what failed. It is not dropped,
@@ -315,16 +315,6 @@ async fn run<S: Storage>(
             return;
         }
     }
-}
-
-/// The first line of a panic's message.
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic without a message");
-    message.lines().next().unwrap_or_default().to_string()
 }
 
 impl<S: Storage> Driver<S> {

@@ -60,16 +60,6 @@ pub struct Backend {
     failure: Arc<Mutex<Option<String>>>,
 }
 
-/// The first line of a panic's message.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("a panic without a message");
-    text.lines().next().unwrap_or_default().to_string()
-}
-
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Backend").finish_non_exhaustive()
@@ -98,7 +88,7 @@ impl Backend {
                                 // The member learns why at its next hand-over. The
                                 // database is not dropped: on a failed disk its drop
                                 // waits forever for a flush.
-                                let why = panic_text(panic.as_ref());
+                                let why = crate::error::panic_reason(panic.as_ref());
                                 *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(why);
                                 std::mem::forget(write);
                                 return;

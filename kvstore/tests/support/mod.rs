@@ -54,3 +54,25 @@ impl DerefMut for Cluster {
         &mut self.inner
     }
 }
+
+/// Retries a put until it is acknowledged (the cluster may still be electing) or the
+/// deadline; returns the revision it made. Only "unavailable" failures are retried.
+pub async fn put_eventually(kv: &mut KvClient<Channel>, key: &str, value: &str) -> i64 {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let request = kvstore::proto::etcdserverpb::PutRequest {
+            key: key.into(),
+            value: value.into(),
+            ..Default::default()
+        };
+        match kv.put(request).await {
+            Ok(r) => return r.into_inner().header.unwrap().revision,
+            Err(e) if Instant::now() < deadline => {
+                assert_eq!(e.code(), tonic::Code::Unavailable, "put {key}: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("put {key} never succeeded: {e}"),
+        }
+    }
+}

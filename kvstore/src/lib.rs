@@ -95,6 +95,18 @@
 //! [`client`] is the other side: a client with failover, as kube-apiserver's
 //! `--etcd-servers`. [`snapshot`] backs a store up and restores it.
 //!
+//! ## What a member refuses, and when it stops
+//!
+//! Every member applies every entry, so one bad entry would stop the whole cluster:
+//! a request is checked completely before it is proposed, with etcd's rules and errors
+//! ([`request::validate`]; nested transactions are decoded to etcd's depth by
+//! [`request::nested`], on the wire through [`codec`]), and applying an entry that
+//! still cannot be read is an error for its client, never a panic. A member whose disk
+//! fails, or who finds its log was lost, ends its process with a reason (etcd's exit
+//! codes, `server/driver.rs`) rather than lingering; a damaged write-ahead log is
+//! refused, only a torn tail repaired ([`storage::wal`]). `docs/RELIABILITY.md` has
+//! each case and `scripts/torture` the harness that checks them.
+//!
 //! ## Read next
 //!
 //! 1. [`member`] — the Ready loop: persist, send, apply; requests and deadlines.

@@ -1,7 +1,7 @@
 //! `Maintenance.HashKV` (`etcdctl endpoint hashkv`): the history checksum members are
 //! compared by.
 //!
-//! - Against the real etcd 3.4 (`/usr/bin/etcd`): one etcd and one member of ours get
+//! - Against the real etcd 3.4 (`etcd` on PATH): one etcd and one member of ours get
 //!   the same requests from the real `etcdctl` — puts, deletes, a transaction with
 //!   several changes, a prefix delete, compactions (one at a revision holding
 //!   tombstones) — and must print the same hash at every revision, the same
@@ -24,7 +24,8 @@ use kvstore::proto::etcdserverpb::{
 mod support;
 use support::{put_eventually, Cluster};
 
-const REAL_ETCD: &str = "/usr/bin/etcd";
+/// The real etcd, found on PATH (Debian's `etcd-server` puts 3.4 in /usr/bin).
+const REAL_ETCD: &str = "etcd";
 
 /// A server process, killed (by its PID, through its handle) when dropped.
 struct Server(Child);
@@ -137,9 +138,8 @@ fn hashkv(endpoint: &str, revision: i64) -> (i32, i64, i64, i64, String) {
 
 #[test]
 fn our_hashkv_equals_real_etcds_for_the_same_requests() {
-    let have_etcdctl = Command::new("etcdctl").arg("version").output().is_ok();
-    if !Path::new(REAL_ETCD).exists() || !have_etcdctl {
-        println!("skipped: the real etcd 3.4 ({REAL_ETCD}) and etcdctl are needed (apt-get install etcd-server etcd-client)");
+    use support::tools::{skip_unless_installed, ETCD, ETCDCTL};
+    if skip_unless_installed(&ETCD) || skip_unless_installed(&ETCDCTL) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

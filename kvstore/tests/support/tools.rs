@@ -1,4 +1,5 @@
-//! The real command-line tools some tests drive (`kubectl`, `etcdctl`), found on PATH —
+//! The real command-line tools some tests drive (`kubectl`, `etcdctl`, `etcd`), found on
+//! PATH —
 //! or the test skips, saying so in one line.
 //!
 //! A newcomer's machine may have nothing but Rust. A test that needs kubectl starts with
@@ -53,6 +54,15 @@ pub const ETCDCTL: Tool = Tool {
     version_args: &["version"],
     oldest: (3, 4),
     install: "install etcdctl 3.4 (Debian: apt-get install etcd-client; or https://github.com/etcd-io/etcd/releases) to run the etcdctl tests",
+};
+
+/// The real etcd 3.4, Debian's `etcd-server`, to compare with (`scripts/test` installs it
+/// when it can).
+pub const ETCD: Tool = Tool {
+    name: "etcd",
+    version_args: &["--version"],
+    oldest: (3, 4),
+    install: "install etcd 3.4 (Debian: apt-get install etcd-server; or https://github.com/etcd-io/etcd/releases) to run the tests that compare with it",
 };
 
 /// True when the calling test must skip because `tool` is missing or too old; the

@@ -248,6 +248,8 @@ pub struct Member<S: Storage = MemDisk> {
     out: Ready,
     /// Why this member must not go on (its log was lost); it does nothing more.
     failed: Option<Error>,
+    /// An election sooner than the timeout, after the leader's connection closed.
+    fast_election: Option<elections::FastElection>,
 }
 
 impl<S: Storage> std::fmt::Debug for Member<S> {
@@ -298,6 +300,7 @@ impl<S: Storage> Member<S> {
             last_snapshot: applied_index,
             out: Ready::default(),
             failed: None,
+            fast_election: None,
         }
     }
 
@@ -348,6 +351,7 @@ impl<S: Storage> Member<S> {
     pub fn tick(&mut self) {
         self.now += 1;
         self.raft.tick();
+        self.fast_election_tick();
         self.expire_leases();
         let now = self.now;
         let leader_known = self.leader_known();
@@ -379,31 +383,6 @@ impl<S: Storage> Member<S> {
                 p.stage = Stage::WaitingForLeader;
             }
         }
-    }
-
-    /// The connection from `peer` closed (its process died, or it restarts its
-    /// transport). If `peer` is this follower's leader, waiting out the election
-    /// timeout (one to two seconds by default) only delays the inevitable: this
-    /// member stops honouring the leader's lease, so it grants votes at once, and
-    /// campaigns after `1 + rank` ticks, where `rank` is its place among the other
-    /// voters. The ranks differ, so the survivors of a dead leader do not split the
-    /// vote. It is always safe (an election is only a liveness matter) and harmless
-    /// when the leader is in fact alive: pre-vote fails, and its next heartbeat makes
-    /// this member a follower again.
-    pub fn peer_lost(&mut self, peer: u64) {
-        let raft = &mut self.raft.raft;
-        if raft.state != StateRole::Follower || raft.leader_id != peer {
-            return;
-        }
-        let me = self.config.id;
-        let rank = self
-            .cluster
-            .voter_ids()
-            .into_iter()
-            .filter(|&id| id != peer && id < me)
-            .count();
-        raft.leader_id = raft::INVALID_ID;
-        raft.election_elapsed = raft.randomized_election_timeout().saturating_sub(1 + rank);
     }
 
     /// Feeds a Raft message from a peer. Messages Raft rejects (from an unknown member,
@@ -662,6 +641,7 @@ impl<S: Storage> Member<S> {
 }
 
 mod apply;
+mod elections;
 mod lessor;
 mod reads;
 mod snapshots;

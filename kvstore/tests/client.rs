@@ -199,6 +199,8 @@ async fn a_put_the_client_never_sent_goes_to_another_member() {
 /// the lost connection, however slow the machine.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_leaders_followers_elect_a_new_one_before_the_election_timeout() {
+    // The members' role changes, shown if the test fails.
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let mut cluster = Cluster::start(3).await;
     let endpoints: Vec<String> = (1..=3).map(|id| cluster.endpoint(id)).collect();
     let mut config = ClientConfig::new(endpoints.clone());

@@ -391,3 +391,61 @@ fn a_heartbeat_committing_entries_this_member_lacks_stops_it_with_the_reason() {
     m.step(heartbeat);
     assert!(m.ready().messages.is_empty());
 }
+
+/// A fast election that ends in a split vote (the other survivor campaigned in the same
+/// term and voted for itself) is tried again within a few ticks, not after the election
+/// timeout: under load, the survivors of a dead leader can campaign together.
+#[test]
+fn a_fast_election_split_by_the_other_survivor_is_tried_again_soon() {
+    let cluster = ClusterInfo::local(3);
+    let config = MemberConfig {
+        min_election_tick: 50,
+        max_election_tick: 51,
+        request_timeout_ticks: 500,
+        ..MemberConfig::etcd_defaults(2)
+    };
+    let mut m = Member::start(config, cluster.clone(), MemDisk::new(&cluster));
+    let message = |t: MessageType, from: u64, term: u64, reject: bool| {
+        let mut msg = Message::default();
+        msg.set_msg_type(t);
+        msg.from = from;
+        msg.to = 2;
+        msg.term = term;
+        msg.reject = reject;
+        msg
+    };
+    // Member 1 leads at term 1; then its connection closes.
+    m.step(message(MessageType::MsgHeartbeat, 1, 1, false));
+    m.ready();
+    assert_eq!(m.status().leader, 1);
+    m.peer_lost(1);
+    let campaigns = |m: &mut Member| {
+        m.ready()
+            .messages
+            .iter()
+            .filter(|msg| msg.get_msg_type() == MessageType::MsgRequestPreVote)
+            .count()
+    };
+    m.tick();
+    assert!(campaigns(&mut m) > 0, "the fast election starts at once");
+    // Member 3 grants the pre-vote, then refuses the vote: it voted for itself.
+    m.step(message(MessageType::MsgRequestPreVoteResponse, 3, 2, false));
+    m.ready();
+    assert_eq!(m.status().role, StateRole::Candidate);
+    m.step(message(MessageType::MsgRequestVoteResponse, 3, 2, true));
+    m.ready();
+    // Raft alone would wait its election timeout (50 ticks) as a candidate.
+    let mut again = None;
+    for tick in 1..=10 {
+        m.tick();
+        if campaigns(&mut m) > 0 {
+            again = Some(tick);
+            break;
+        }
+    }
+    assert!(
+        again.is_some(),
+        "no new campaign within 10 ticks: {:?}",
+        m.status()
+    );
+}

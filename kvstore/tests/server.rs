@@ -44,7 +44,9 @@ async fn three_members_serve_lose_quorum_and_recover() {
     assert_eq!(got.kvs.len(), 1);
     assert_eq!(got.header.unwrap().member_id, 2);
 
-    // A watch on member 3 sees a later put made through member 1.
+    // A watch on member 3 sees a later put made through member 1. It starts after the
+    // first put, as an informer watches from the revision it listed at: member 3 may
+    // not have applied that put yet, and a watch from "now" there would deliver it.
     let mut watch = WatchClient::connect(cluster.endpoint(3)).await.unwrap();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(WatchRequest {
@@ -52,6 +54,7 @@ async fn three_members_serve_lose_quorum_and_recover() {
             WatchCreateRequest {
                 key: b"/registry/pods/".to_vec(),
                 range_end: b"/registry/pods0".to_vec(),
+                start_revision: revision + 1,
                 ..Default::default()
             },
         )),

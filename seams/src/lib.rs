@@ -1,0 +1,50 @@
+//! # seams: where a component meets the world
+//!
+//! A Kubernetes control plane is a handful of programs that talk over TCP and keep
+//! time: etcd members tick Raft every 100 ms and dial their peers on port 2380, the
+//! kube-apiserver listens on 6443 and stamps `creationTimestamp`, the scheduler and the
+//! controller-manager renew their leader leases every two seconds, a kubelet reports
+//! its node every ten. Everything those programs *decide* depends on two things from
+//! outside: what arrived on a socket, and what time it is. (And, for IDs and election
+//! timeouts, a few random numbers.)
+//!
+//! miniplane keeps those three at thin edges, each behind one seam handed to every
+//! component when it is built:
+//!
+//! - [`net::Network`] — *listen on an address, connect to an address*. Every socket of
+//!   every component comes from it: etcd's client and peer ports, the apiservers, the
+//!   apiserver's dial to a kubelet for `kubectl logs`, kubelets, the scheduler and the
+//!   controller-manager as clients, the shell's tools. The streams it yields are plain
+//!   tokio byte streams, which hyper, tonic and the Raft transport all accept, so real
+//!   HTTP/1.1, HTTP/2, TLS and gRPC bytes flow over whatever the network is. [`net::Tcp`]
+//!   is the real one; the simulator maps node addresses (`10.0.0.11:6443`) to loopback
+//!   ports behind the same trait, and can later carry the bytes in memory.
+//! - [`clock::Clock`] — *what time is it, and wake me at*. Monotonic time (sleeps,
+//!   intervals, timeouts, Raft ticks, lease checks) and wall time (timestamps in
+//!   objects, lease renew times, events, log lines) both come from it, and wall time
+//!   is read from the same clock, so the two never disagree. [`clock::SystemClock`] is
+//!   the machine's clock. Because every sleep goes through the trait, a clock can
+//!   also decide how fast time runs: a simulated clock jumps to the next timer, and a
+//!   paced one can refuse to count the 30 s a learner spent at a breakpoint, so the
+//!   cluster does not wake to a burst of missed ticks and expired leases.
+//! - [`rand::Rng`] — one seeded generator a cluster is built with, from which UIDs,
+//!   member IDs, container IDs, tokens and election timeouts are drawn. The same seed
+//!   gives the same IDs.
+//!
+//! ## Read next
+//! `clock.rs` (the trait and the helpers every component uses: `sleep`, `timeout`,
+//! `interval`), then `net.rs`, then `rand.rs`. After that, `kvstore/src/server` shows a
+//! component built on all three.
+//!
+//! ## Left out
+//! The simulated and paced clocks and the in-memory network are the next step; this
+//! crate has the traits and the real implementations. There is no DNS: addresses are
+//! `host:port` strings, as in the components' flags.
+
+pub mod clock;
+pub mod net;
+pub mod rand;
+
+pub use clock::{Clock, SystemClock};
+pub use net::{Network, Tcp};
+pub use rand::Rng;

@@ -5,13 +5,19 @@
 //! lists and kubeconfigs show the node addresses a learner expects, while the bytes go
 //! over 127.0.0.1. A service keeps its loopback port across restarts, so a stopped etcd
 //! member or apiserver comes back at the same address.
+//!
+//! The map is a [`seams::net::Network`]: a component handed it listens on
+//! `10.0.0.11:2380` and dials `10.0.0.12:2380` exactly as it would on real TCP (the
+//! etcd members do). The inherent methods below are the older way in, for the call
+//! sites that still take loopback listeners and URLs.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use kvstore::server::transport::{BoxFuture, Network as PeerDialer, Stream};
+use seams::net::{Accepted, BoxFuture, BoxStream, Listener};
+use seams::Tcp;
 
 /// `host:port` → loopback socket.
 #[derive(Default)]
@@ -79,14 +85,37 @@ impl Network {
     }
 }
 
-/// The kvstore members dial their peers through the map.
-pub struct Dialer(pub Arc<Network>);
+/// `host:port` → host and port.
+fn split_addr(addr: &str) -> io::Result<(&str, u16)> {
+    addr.rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse().ok()?)))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr}: not host:port"),
+            )
+        })
+}
 
-impl PeerDialer for Dialer {
-    fn connect(&self, addr: String) -> BoxFuture<'static, io::Result<Box<dyn Stream>>> {
-        let target = addr
-            .rsplit_once(':')
-            .and_then(|(h, p)| self.0.resolve(h, p.parse().ok()?));
+impl seams::net::Network for Network {
+    /// Listens on a node address: the same loopback port every time it is asked for.
+    fn listen(&self, addr: &str) -> io::Result<Box<dyn Listener>> {
+        let (host, port) = split_addr(addr)?;
+        let listener = Network::listen(self, host, port)?;
+        listener.set_nonblocking(true)?;
+        Ok(Box::new(NodeListener {
+            addr: addr.to_string(),
+            std: Some(listener),
+            tokio: None,
+        }))
+    }
+
+    /// Dials a node address; one nothing ever listened on has no route.
+    fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+        let target = split_addr(addr)
+            .ok()
+            .and_then(|(host, port)| self.resolve(host, port));
+        let addr = addr.to_string();
         Box::pin(async move {
             let target = target.ok_or_else(|| {
                 io::Error::new(
@@ -94,10 +123,38 @@ impl PeerDialer for Dialer {
                     format!("no route to {addr}"),
                 )
             })?;
-            let stream = tokio::net::TcpStream::connect(target).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as Box<dyn Stream>)
+            Tcp.connect(&target.to_string()).await
         })
+    }
+}
+
+/// A loopback socket that answers to a node address. It becomes a tokio listener at
+/// the first accept, inside the runtime that serves it (as `seams::Tcp`'s do).
+struct NodeListener {
+    addr: String,
+    std: Option<std::net::TcpListener>,
+    tokio: Option<tokio::net::TcpListener>,
+}
+
+impl Listener for NodeListener {
+    fn accept(&mut self) -> BoxFuture<'_, io::Result<Accepted>> {
+        Box::pin(async move {
+            if let Some(std) = self.std.take() {
+                self.tokio = Some(tokio::net::TcpListener::from_std(std)?);
+            }
+            let listener = self.tokio.as_ref().expect("converted above");
+            let (stream, peer) = listener.accept().await?;
+            stream.set_nodelay(true)?; // as seams::Tcp: small writes go at once
+            Ok(Accepted {
+                stream: Box::new(stream),
+                peer: peer.to_string(),
+            })
+        })
+    }
+
+    /// The node address, not the loopback port behind it.
+    fn local_addr(&self) -> String {
+        self.addr.clone()
     }
 }
 
@@ -122,5 +179,36 @@ mod tests {
         drop(first);
         let again = net.listen("10.0.0.11", 6443).unwrap();
         assert_eq!(again.local_addr().unwrap(), addr);
+    }
+
+    /// Through the seam: a listener on a node address keeps its loopback port across
+    /// restarts and answers dials to the node address; an address nobody listens on
+    /// has no route.
+    #[tokio::test]
+    async fn the_seam_listens_and_dials_node_addresses() {
+        use seams::net::Network as _;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let net = Network::new();
+        let mut listener = seams::net::Network::listen(&*net, "10.0.0.12:2380").unwrap();
+        assert_eq!(listener.local_addr(), "10.0.0.12:2380");
+        let port = net.resolve("10.0.0.12", 2380).expect("routed");
+        drop(listener);
+        listener = seams::net::Network::listen(&*net, "10.0.0.12:2380").unwrap();
+        assert_eq!(
+            net.resolve("10.0.0.12", 2380),
+            Some(port),
+            "same port again"
+        );
+
+        let (accepted, dialed) = tokio::join!(listener.accept(), net.connect("10.0.0.12:2380"));
+        let (mut server, mut client) = (accepted.unwrap().stream, dialed.unwrap());
+        client.write_all(b"vote").await.unwrap();
+        let mut got = [0u8; 4];
+        server.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"vote");
+
+        let err = net.connect("10.0.0.99:2380").await.err().expect("no route");
+        assert_eq!(err.kind(), io::ErrorKind::HostUnreachable);
+        assert_eq!(err.to_string(), "no route to 10.0.0.99:2380");
     }
 }

@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use kvstore::server::{self, PeerNetwork, ServerConfig};
+use kvstore::server::{self, ServerConfig};
 use kvstore::ClusterInfo;
 
 use crate::error::{Error, Result};
-use crate::network::Dialer;
 use crate::node::NodeContext;
 use crate::runtime::Logs;
 use crate::workloads;
@@ -136,9 +135,10 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         .find(|m| m.name == f.name)
         .map(|m| m.id)
         .ok_or_else(|| Error::Invalid(format!("no member {}", f.name)))?;
-    let (client_host, client_port) = host_port(&f.listen_client_urls)?;
-    let (peer_host, peer_port) = host_port(&f.listen_peer_urls)?;
-    let network = &node.network;
+    // A listen URL without a port is a bad flag, said as one (the network would only
+    // say it cannot listen there).
+    host_port(&f.listen_client_urls)?;
+    host_port(&f.listen_peer_urls)?;
     let heartbeat = Duration::from_millis(f.heartbeat_interval);
     let election = Duration::from_millis(f.election_timeout);
     let config = ServerConfig {
@@ -152,11 +152,9 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         request_timeout: Duration::from_secs(2).max(4 * election),
         snapshot_count: 10_000,
         max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
-        network: PeerNetwork(Arc::new(Dialer(network.clone()))),
+        network: node.network.clone(),
     };
-    let peer = network.listen(&peer_host, peer_port).map_err(io)?;
-    let client = network.listen(&client_host, client_port).map_err(io)?;
-    let server = server::start_on(config, peer, client)
+    let server = server::start(config)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
     log(logs, format!(

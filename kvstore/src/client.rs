@@ -23,16 +23,20 @@
 //!
 //! Connections are dialed through the [`Network`](seams::net::Network) in the config
 //! ([`Dialer`]): real TCP by default, the simulator's node addresses when it says so.
+//! Every time the client keeps — a call's deadline, the connect timeout, the pause
+//! between rounds of failover — is on the [`Clock`](seams::clock::Clock) in the config.
 
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
+use seams::clock::{Elapsed, SharedClock};
 use seams::net::{BoxFuture, BoxStream, SharedNetwork};
-use seams::Tcp;
+use seams::{SystemClock, Tcp};
 use tokio_stream::StreamExt as _;
 use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
@@ -199,33 +203,45 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Where connections come from (real TCP by default).
     pub network: SharedNetwork,
+    /// What the timeouts are counted on (the machine's clock by default).
+    pub clock: SharedClock,
 }
 
 impl ClientConfig {
-    /// Defaults close to kube-apiserver's: 5 s per call, 1 s to connect, over TCP.
+    /// Defaults close to kube-apiserver's: 5 s per call, 1 s to connect, over TCP, on
+    /// the machine's clock.
     pub fn new(endpoints: Vec<String>) -> Self {
         ClientConfig {
             endpoints,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
             network: Tcp::shared(),
+            clock: SystemClock::shared(),
         }
     }
 }
 
 /// tonic's connector over the client's network: dials the `host:port` of an endpoint's
-/// URL (port 80, or 443 for `https`, when the URL names none, as an HTTP client would).
-/// A failed dial is a `tonic::ConnectError` to the caller, which is how a request that
-/// never left is told from one that was lost (`Failure::of`).
+/// URL (port 80, or 443 for `https`, when the URL names none, as an HTTP client would),
+/// giving up after the connect timeout. A failed dial is a `tonic::ConnectError` to
+/// the caller, which is how a request that never left is told from one that was lost
+/// (`Failure::of`).
 #[derive(Clone)]
 pub struct Dialer {
     network: SharedNetwork,
+    clock: SharedClock,
+    connect_timeout: Duration,
 }
 
 impl Dialer {
-    /// Dials through `network`.
-    pub fn new(network: SharedNetwork) -> Self {
-        Dialer { network }
+    /// Dials through `network`, waiting up to `connect_timeout` of `clock` for each
+    /// connection.
+    pub fn new(network: SharedNetwork, clock: SharedClock, connect_timeout: Duration) -> Self {
+        Dialer {
+            network,
+            clock,
+            connect_timeout,
+        }
     }
 }
 
@@ -255,10 +271,18 @@ impl tower_service::Service<Uri> for Dialer {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let network = self.network.clone();
+        let Dialer {
+            network,
+            clock,
+            connect_timeout,
+        } = self.clone();
         Box::pin(async move {
             let addr = dial_address(&uri)?;
-            Ok(TokioIo::new(network.connect(&addr).await?))
+            let stream = clock
+                .timeout(connect_timeout, network.connect(&addr))
+                .await
+                .map_err(|elapsed| io::Error::new(io::ErrorKind::TimedOut, elapsed))??;
+            Ok(TokioIo::new(stream))
         })
     }
 }
@@ -289,12 +313,13 @@ impl Client {
                 } else {
                     format!("http://{url}")
                 };
-                let dialer = Dialer::new(config.network.clone());
+                let dialer = Dialer::new(
+                    config.network.clone(),
+                    config.clock.clone(),
+                    config.connect_timeout,
+                );
                 Endpoint::from_shared(url.clone())
-                    .map(|e| {
-                        e.connect_timeout(config.connect_timeout)
-                            .connect_with_connector_lazy(dialer)
-                    })
+                    .map(|e| e.connect_with_connector_lazy(dialer))
                     .map_err(|e| Error::Unavailable(format!("bad endpoint {url}: {e}")))
             })
             .collect::<Result<_>>()?;
@@ -317,12 +342,13 @@ impl Client {
         F: Fn(Channel, Duration) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<T, Status>>,
     {
-        let deadline = Instant::now() + self.config.timeout;
+        let clock = &self.config.clock;
+        let deadline = clock.now() + self.config.timeout;
         let mut last: Option<Failure> = None;
         // Try every member at least once, and keep cycling while time remains.
         let mut attempts = 0;
-        while attempts < self.channels.len() || Instant::now() < deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
+        while attempts < self.channels.len() || clock.now() < deadline {
+            let left = deadline.saturating_duration_since(clock.now());
             if left.is_zero() {
                 break;
             }
@@ -345,18 +371,40 @@ impl Client {
             attempts += 1;
             if attempts % self.channels.len() == 0 {
                 // A whole round failed: give an election a moment.
-                tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                clock.sleep(Duration::from_millis(50).min(left)).await;
             }
         }
         Err(last.map_or(Error::Timeout, Failure::into_error))
     }
 
+    /// One unary call with `left` to go. The member is told the deadline (tonic sends
+    /// it as `grpc-timeout`, as etcd's clients do), and the client stops waiting when it
+    /// passes on its clock, with the status tonic gives for a deadline: a lost request,
+    /// which may have been applied ([`Failure::of`]).
+    async fn unary<Q, R, F, Fut>(
+        &self,
+        left: Duration,
+        request: Q,
+        call: F,
+    ) -> std::result::Result<R, Status>
+    where
+        F: FnOnce(tonic::Request<Q>) -> Fut,
+        Fut: Future<Output = std::result::Result<tonic::Response<R>, Status>>,
+    {
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(left);
+        match self.config.clock.timeout(left, call(request)).await {
+            Ok(answer) => answer.map(tonic::Response::into_inner),
+            Err(Elapsed) => Err(Status::from_error(Box::new(tonic::TimeoutExpired(())))),
+        }
+    }
+
     /// Reads keys.
     pub async fn range(&self, request: RangeRequest) -> Result<RangeResponse> {
         self.with_failover(Kind::Read, |channel, left| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move { Ok(KvClient::new(channel).range(request).await?.into_inner()) }
+            self.unary(left, request.clone(), |r| async move {
+                KvClient::new(channel).range(r).await
+            })
         })
         .await
     }
@@ -364,9 +412,9 @@ impl Client {
     /// Writes a key.
     pub async fn put(&self, request: PutRequest) -> Result<PutResponse> {
         self.with_failover(Kind::Write, |channel, left| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move { Ok(KvClient::new(channel).put(request).await?.into_inner()) }
+            self.unary(left, request.clone(), |r| async move {
+                KvClient::new(channel).put(r).await
+            })
         })
         .await
     }
@@ -374,14 +422,9 @@ impl Client {
     /// Deletes a key or a range.
     pub async fn delete_range(&self, request: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         self.with_failover(Kind::Write, |channel, left| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move {
-                Ok(KvClient::new(channel)
-                    .delete_range(request)
-                    .await?
-                    .into_inner())
-            }
+            self.unary(left, request.clone(), |r| async move {
+                KvClient::new(channel).delete_range(r).await
+            })
         })
         .await
     }
@@ -389,22 +432,23 @@ impl Client {
     /// Runs a transaction.
     pub async fn txn(&self, request: TxnRequest) -> Result<TxnResponse> {
         self.with_failover(Kind::Write, |channel, left| {
-            let mut request = tonic::Request::new(request.clone());
-            request.set_timeout(left);
-            async move { Ok(KvClient::new(channel).txn(request).await?.into_inner()) }
+            self.unary(left, request.clone(), |r| async move {
+                KvClient::new(channel).txn(r).await
+            })
         })
         .await
     }
 
     /// Compacts history.
     pub async fn compact(&self, revision: i64) -> Result<CompactionResponse> {
+        let request = CompactionRequest {
+            revision,
+            physical: false,
+        };
         self.with_failover(Kind::Write, |channel, left| {
-            let mut request = tonic::Request::new(CompactionRequest {
-                revision,
-                physical: false,
-            });
-            request.set_timeout(left);
-            async move { Ok(KvClient::new(channel).compact(request).await?.into_inner()) }
+            self.unary(left, request, |r| async move {
+                KvClient::new(channel).compact(r).await
+            })
         })
         .await
     }
@@ -412,14 +456,9 @@ impl Client {
     /// The status of the member the client is using.
     pub async fn status(&self) -> Result<StatusResponse> {
         self.with_failover(Kind::Read, |channel, left| {
-            let mut request = tonic::Request::new(StatusRequest {});
-            request.set_timeout(left);
-            async move {
-                Ok(MaintenanceClient::new(channel)
-                    .status(request)
-                    .await?
-                    .into_inner())
-            }
+            self.unary(left, StatusRequest {}, |r| async move {
+                MaintenanceClient::new(channel).status(r).await
+            })
         })
         .await
     }
@@ -468,5 +507,62 @@ impl Client {
             }
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use seams::net::{Listener, Network};
+
+    /// A network where every dial hangs (packets to a host that is gone, no answer),
+    /// counting the dials.
+    #[derive(Default)]
+    struct BlackHole {
+        dials: AtomicUsize,
+    }
+
+    impl Network for BlackHole {
+        fn listen(&self, addr: &str) -> io::Result<Box<dyn Listener>> {
+            Err(io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                addr.to_string(),
+            ))
+        }
+
+        fn connect(&self, _: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
+            self.dials.fetch_add(1, Ordering::Relaxed);
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// With no member answering, a call takes its whole timeout on the client's clock
+    /// and then fails as a timeout, never as a hang; within it, each dial is given up
+    /// after the connect timeout, so the members are tried in turn, and again. (tokio's
+    /// paused clock, which the machine's clock follows, makes the times exact.)
+    #[tokio::test(start_paused = true)]
+    async fn a_call_to_members_that_never_answer_ends_at_its_deadline() {
+        let mut config = ClientConfig::new(vec![
+            "http://10.0.0.11:2379".into(),
+            "http://10.0.0.12:2379".into(),
+        ]);
+        let network = Arc::new(BlackHole::default());
+        config.network = network.clone();
+        let clock = config.clock.clone();
+        let client = Client::new(config).unwrap();
+        let start = clock.now();
+        let err = client.range(RangeRequest::default()).await.unwrap_err();
+        assert!(matches!(err, Error::Timeout), "{err}");
+        assert_eq!(clock.elapsed(start), Duration::from_secs(5));
+        let dials = network.dials.load(Ordering::Relaxed);
+        assert!(dials >= 3, "1 s connect timeouts in 5 s: {dials} dials");
+    }
+
+    #[test]
+    fn a_url_without_a_port_is_dialed_on_its_schemes() {
+        let at = |url: &str| dial_address(&url.parse().unwrap()).unwrap();
+        assert_eq!(at("http://10.0.0.11:2379"), "10.0.0.11:2379");
+        assert_eq!(at("http://etcd.local"), "etcd.local:80");
+        assert_eq!(at("https://etcd.local/"), "etcd.local:443");
     }
 }

@@ -220,7 +220,8 @@ pub fn restore(bytes: &[u8], data_dir: &Path, cluster: &ClusterInfo) -> Result<S
             data_dir.display()
         )));
     }
-    let storage = SledStorage::open(data_dir, cluster)?;
+    // A one-shot tool, not a member: the machine's clock times the store's batches.
+    let storage = SledStorage::open(data_dir, cluster, seams::SystemClock::shared())?;
     let mutations = store.as_mutations();
     // Applied index 0: the new cluster's log starts empty, above this store.
     storage.save_applied(0, mutations);

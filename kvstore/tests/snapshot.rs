@@ -156,6 +156,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             snapshot_count: 100_000,
             max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
             network: network.clone(),
+            clock: seams::SystemClock::shared(),
         };
         servers.push(
             server::start_on(config, peer, client_listener)

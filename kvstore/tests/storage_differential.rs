@@ -10,6 +10,7 @@ use kvstore::{ClusterInfo, MemDisk, Member, MvccStore, Request, Storage};
 use proptest::prelude::*;
 use raft::eraftpb::{Entry, HardState};
 use raft::{GetEntriesContext, Storage as _};
+use seams::SystemClock;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -103,7 +104,7 @@ fn snapshot_at(index: u64, term: u64, store: &MvccStore) -> raft::eraftpb::Snaps
 fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
     let cluster = ClusterInfo::local(3);
     let mem = MemDisk::new(&cluster);
-    let sled = SledStorage::open(dir, &cluster).unwrap();
+    let sled = SledStorage::open(dir, &cluster, SystemClock::shared()).unwrap();
     let mut store = MvccStore::new();
     let mut applied = 0;
     for op in ops {
@@ -180,7 +181,7 @@ fn run(ops: &[Op], dir: &std::path::Path) -> (String, String) {
     // log. Entries were lost there, and opening the directory is refused.
     let (first, last) = (mem.first_index().unwrap(), mem.last_index().unwrap());
     let commit = mem.hard_state().commit;
-    let reopened = SledStorage::open(dir, &cluster);
+    let reopened = SledStorage::open(dir, &cluster, SystemClock::shared());
     if applied > last || applied + 1 < first || commit > last {
         let err = reopened.expect_err("a data directory that lost entries is refused");
         assert!(err.to_string().contains("refusing to start"), "{err}");
@@ -292,14 +293,16 @@ fn crash_between_persist_and_apply_in_memory() {
 fn crash_between_persist_and_apply_on_sled() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = ClusterInfo::local(1);
-    crash_between_persist_and_apply(|| SledStorage::open(dir.path(), &cluster).unwrap());
+    crash_between_persist_and_apply(|| {
+        SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap()
+    });
 }
 
 #[test]
 fn a_member_on_sled_keeps_its_data_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = ClusterInfo::local(1);
-    let open = || SledStorage::open(dir.path(), &cluster).unwrap();
+    let open = || SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
     let mut member = Member::start(config(), cluster.clone(), open());
     let mut completed = BTreeMap::new();
     let mut run = |member: &mut Member<SledStorage>, ticks: usize| {
@@ -344,6 +347,7 @@ fn a_member_on_sled_keeps_its_data_across_restarts() {
 #[test]
 fn opening_a_bad_data_dir_is_an_error_not_a_panic() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let err = SledStorage::open(file.path(), &ClusterInfo::local(1)).unwrap_err();
+    let err =
+        SledStorage::open(file.path(), &ClusterInfo::local(1), SystemClock::shared()).unwrap_err();
     assert!(err.to_string().starts_with("kvstore: storage:"), "{err}");
 }

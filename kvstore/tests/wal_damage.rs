@@ -21,6 +21,7 @@ use kvstore::storage::wal::{Wal, PREALLOCATE};
 use kvstore::{ClusterInfo, MvccStore, Request, Storage};
 use raft::eraftpb::{ConfState, Entry, HardState};
 use raft::{GetEntriesContext, Storage as _};
+use seams::SystemClock;
 use sha2::{Digest, Sha256};
 
 /// Puts written by [`write_data_dir`]: `n` entries, each a record of its own and a
@@ -42,7 +43,7 @@ fn put(i: u64) -> Request {
 /// A member's data directory as it leaves it: `n` puts in the log, all committed; the
 /// first `applied` of them in the store, which is flushed.
 fn write_data_dir(dir: &Path, n: u64, applied: u64) {
-    let storage = SledStorage::open(dir, &cluster()).unwrap();
+    let storage = SledStorage::open(dir, &cluster(), SystemClock::shared()).unwrap();
     let mut store = MvccStore::new();
     for i in 1..=n {
         let entry = Entry {
@@ -160,7 +161,7 @@ fn refused(dir: &Path) -> String {
         names
     };
     let files = listing(dir);
-    let err = SledStorage::open(dir, &cluster())
+    let err = SledStorage::open(dir, &cluster(), SystemClock::shared())
         .expect_err("a damaged log is refused")
         .to_string();
     assert_eq!(fingerprint(&path), before, "the segment was changed: {err}");
@@ -179,7 +180,7 @@ fn refused(dir: &Path) -> String {
 /// Opens the directory, which must work, and checks that entries `1..=last` are all
 /// there with their puts, and that the store has its first `applied` puts.
 fn opens_with(dir: &Path, last: u64, applied: u64) -> SledStorage {
-    let storage = SledStorage::open(dir, &cluster()).unwrap();
+    let storage = SledStorage::open(dir, &cluster(), SystemClock::shared()).unwrap();
     assert_eq!(storage.first_index().unwrap(), 1);
     assert_eq!(storage.last_index().unwrap(), last);
     let entries = storage
@@ -333,7 +334,7 @@ fn a_log_cut_inside_its_last_record_is_repaired() {
     }]);
     storage.sync();
     drop(storage);
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     assert_eq!(storage.term(PUTS).unwrap(), 2);
 }
 
@@ -341,7 +342,7 @@ fn a_log_cut_inside_its_last_record_is_repaired() {
 fn a_half_written_last_record_is_repaired() {
     // The last record's bytes stop at a sector boundary; the preallocated zeros follow.
     let dir = tempfile::tempdir().unwrap();
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     let entry = |i: u64, size: usize| Entry {
         index: i,
         term: 1,
@@ -358,7 +359,7 @@ fn a_half_written_last_record_is_repaired() {
     assert!(boundary < last.end());
     write_at(&path, boundary, &vec![0; last.end() - boundary]);
 
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     assert_eq!(storage.last_index().unwrap(), 1);
     assert_eq!(fs::metadata(&path).unwrap().len(), last.offset as u64);
 }
@@ -435,7 +436,7 @@ fn a_record_torn_across_the_preallocation_boundary_is_repaired() {
 
 /// Opens the directory, which must be refused; returns the message.
 fn refused_with_store(dir: &Path) -> String {
-    let err = SledStorage::open(dir, &cluster())
+    let err = SledStorage::open(dir, &cluster(), SystemClock::shared())
         .expect_err("a data directory that lost entries is refused")
         .to_string();
     assert!(err.starts_with("kvstore: storage: "), "{err}");
@@ -481,7 +482,7 @@ fn a_wal_behind_the_store_is_refused() {
     write_data_dir(dir.path(), 100, 100);
     let old = fs::read(segment(dir.path())).unwrap();
     drop(opens_with(dir.path(), 100, 100));
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     let mut store = storage.load_store().0;
     for i in 101..=PUTS {
         storage.append(&[Entry {
@@ -522,7 +523,7 @@ fn a_wal_ahead_of_the_store_is_replayed() {
 fn a_store_behind_the_start_of_a_compacted_log_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     write_data_dir(dir.path(), PUTS, PUTS);
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     storage.compact(300);
     drop(storage);
     remove_store(dir.path());
@@ -559,7 +560,7 @@ fn a_segment_truncated_in_the_middle_is_refused() {
 
     let dir = tempfile::tempdir().unwrap();
     write_data_dir(dir.path(), PUTS, 100);
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     storage.compact(50);
     drop(storage);
     let path = segment(dir.path());
@@ -589,7 +590,7 @@ fn a_commit_lost_in_a_crash_is_raised_to_what_the_store_applied() {
     // index above the commit (with a panic): the open raises the commit instead.
     let dir = tempfile::tempdir().unwrap();
     write_data_dir(dir.path(), 20, 15);
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     storage.set_hard_state(&HardState {
         term: 1,
         vote: 1,
@@ -598,7 +599,7 @@ fn a_commit_lost_in_a_crash_is_raised_to_what_the_store_applied() {
     });
     storage.sync();
     drop(storage);
-    let storage = SledStorage::open(dir.path(), &cluster()).unwrap();
+    let storage = SledStorage::open(dir.path(), &cluster(), SystemClock::shared()).unwrap();
     assert_eq!(storage.hard_state().commit, 15);
     let (_, applied) = storage.load_store();
     let config = raft::Config {

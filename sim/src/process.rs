@@ -153,6 +153,9 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         snapshot_count: 10_000,
         max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
         network: node.network.clone(),
+        // The nodes' clock is still the apiserver's own trait; the member keeps the
+        // machine's time until the sim hands its components one seams clock.
+        clock: seams::SystemClock::shared(),
     };
     let server = server::start(config)
         .await

@@ -13,8 +13,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use kvstore::server::logging::ClockTime;
 use kvstore::server::{self, ServerConfig};
 use kvstore::ClusterInfo;
+use seams::clock::SharedClock;
+use seams::{SystemClock, Tcp};
 
 /// A kvstore member: etcd's v3 API over Raft and sled.
 #[derive(Parser, Debug)]
@@ -66,13 +69,17 @@ struct Flags {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    // The one clock of this process: the member's time, and its log lines'.
+    let clock = SystemClock::shared();
     if flags.logger == "zap" {
         tracing_subscriber::fmt()
             .json()
+            .with_timer(ClockTime(clock.clone()))
             .with_writer(std::io::stderr)
             .init();
     } else {
         tracing_subscriber::fmt()
+            .with_timer(ClockTime(clock.clone()))
             .with_writer(std::io::stderr)
             .init();
     }
@@ -90,7 +97,7 @@ fn main() -> ExitCode {
             thread.name().unwrap_or("?")
         );
     }));
-    match run(flags) {
+    match run(flags, clock) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Stopped::Error(e)) => {
             eprintln!("etcd: {e}");
@@ -124,7 +131,7 @@ impl From<&str> for Stopped {
     }
 }
 
-fn run(flags: Flags) -> Result<(), Stopped> {
+fn run(flags: Flags, clock: SharedClock) -> Result<(), Stopped> {
     if flags.initial_cluster_state != "new" {
         return Err(Stopped::Error(format!(
             "--initial-cluster-state {} is not supported (only new)",
@@ -174,7 +181,8 @@ fn run(flags: Flags) -> Result<(), Stopped> {
         request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
         snapshot_count: flags.snapshot_count,
         max_request_bytes: flags.max_request_bytes,
-        network: seams::Tcp::shared(),
+        network: Tcp::shared(),
+        clock,
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -27,8 +27,9 @@
 //! ([`Member::ready_sending`]), so its followers' disks work while its own does.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use seams::clock::SharedClock;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::transport::Outbound;
@@ -191,8 +192,8 @@ pub struct Exit {
     pub reason: String,
 }
 
-/// Starts the driver thread for `member`, ticking every `tick`, on `runtime` (a
-/// current-thread runtime that already holds the member's sockets and their tasks:
+/// Starts the driver thread for `member`, ticking every `tick` of `clock`, on `runtime`
+/// (a current-thread runtime that already holds the member's sockets and their tasks:
 /// they all run on this one thread). Returns the thread; it ends when `stop` fires
 /// (`Server::stop`, or the server dropped): the member and its storage are dropped,
 /// as in a clean shutdown, then the runtime with every connection in it.
@@ -205,7 +206,7 @@ pub fn spawn<S: Storage + Send + 'static>(
     runtime: tokio::runtime::Runtime,
     inbox: Inbox,
     member: Member<S>,
-    tick: Duration,
+    (clock, tick): (SharedClock, Duration),
     outbound: Outbound,
     stop: oneshot::Receiver<()>,
     exit: watch::Sender<Option<Exit>>,
@@ -218,7 +219,7 @@ pub fn spawn<S: Storage + Send + 'static>(
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.block_on(async move {
                     tokio::select! {
-                        () = run(member, tick, inbox.0, outbound, exit) => {}
+                        () = run(member, (clock, tick), inbox.0, outbound, exit) => {}
                         _ = stop => {}
                     }
                 })
@@ -238,10 +239,11 @@ pub fn spawn<S: Storage + Send + 'static>(
 
 /// Request IDs must never repeat, not even across restarts (an old entry replayed at
 /// start-up must not complete a new request). Like etcd, mix the member ID and the
-/// start time into the high bits and count in the low ones.
-fn first_request_id(member_id: u64) -> u64 {
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+/// start time (`now`, the clock's wall time) into the high bits and count in the low
+/// ones.
+fn first_request_id(member_id: u64, now: SystemTime) -> u64 {
+    let millis = now
+        .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     ((member_id & 0xffff) << 48) | ((millis & 0xff_ffff_ffff) << 8)
 }
@@ -259,15 +261,17 @@ struct Driver<S: Storage> {
 
 async fn run<S: Storage>(
     member: Member<S>,
-    tick: Duration,
+    (clock, tick): (SharedClock, Duration),
     mut inbox: mpsc::Receiver<Event>,
     outbound: Outbound,
     exit: watch::Sender<Option<Exit>>,
 ) {
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The clock's interval does not burst: a member that was stopped (a breakpoint, a
+    // busy machine) sees one late tick, not every tick it missed, which would run its
+    // election timer out at once.
+    let mut ticker = clock.clone().interval(tick);
     let mut driver = Driver {
-        next_id: first_request_id(member.id()),
+        next_id: first_request_id(member.id(), clock.wall()),
         next_watch: 1,
         waiting: HashMap::new(),
         watches: HashMap::new(),

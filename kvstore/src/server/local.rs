@@ -8,8 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use seams::clock::SharedClock;
 use seams::net::SharedNetwork;
-use seams::Tcp;
+use seams::{SystemClock, Tcp};
 
 use crate::error::{Error, Result};
 use crate::membership::{ClusterInfo, MemberInfo};
@@ -39,7 +40,8 @@ impl Default for Timing {
     }
 }
 
-/// Members `etcd1..etcdN`, all on 127.0.0.1 with ports the OS picked.
+/// Members `etcd1..etcdN`, all on 127.0.0.1 with ports the OS picked, over real TCP
+/// and the machine's clock.
 pub struct LocalCluster {
     /// The members, their IDs and URLs.
     pub info: ClusterInfo,
@@ -48,6 +50,7 @@ pub struct LocalCluster {
     root: PathBuf,
     servers: Vec<Option<Server>>,
     network: SharedNetwork,
+    clock: SharedClock,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -77,6 +80,7 @@ impl LocalCluster {
             root: root.to_path_buf(),
             servers: Vec::new(),
             network,
+            clock: SystemClock::shared(),
         };
         for (i, (peer, client)) in listeners.into_iter().enumerate() {
             let config = cluster.config(i as u64 + 1);
@@ -109,6 +113,7 @@ impl LocalCluster {
             snapshot_count: self.timing.snapshot_count,
             max_request_bytes: crate::request::MAX_REQUEST_BYTES,
             network: self.network.clone(),
+            clock: self.clock.clone(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - [`authority`]: a thin wrapper on each client connection that repairs the
 //!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
 //! - [`local`]: a whole cluster of members in one process, for tests and the simulator.
+//! - [`logging`]: log lines stamped with the member's clock.
 //!
 //! Every socket of the member — its client port, its peer port, its dials to the
 //! peers — comes from one [`Network`](seams::net::Network), given in its
@@ -28,12 +29,14 @@ pub mod driver;
 pub mod grpc;
 pub mod incoming;
 pub mod local;
+pub mod logging;
 pub mod transport;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use seams::clock::SharedClock;
 use seams::net::{host_port, Listener, SharedNetwork};
 
 use crate::error::{Error, Result};
@@ -77,6 +80,10 @@ pub struct ServerConfig {
     /// the peers. [`seams::Tcp`] for a real member; the simulator routes its node
     /// addresses (`10.0.0.12:2380`) to loopback sockets.
     pub network: SharedNetwork,
+    /// Where every time of the member comes from: its Raft ticks (so its election and
+    /// heartbeat timeouts, request deadlines and lease expiry, all counted in ticks),
+    /// its reconnect backoff, its store's write batches, its request IDs' start time.
+    pub clock: SharedClock,
 }
 
 impl ServerConfig {
@@ -173,7 +180,7 @@ pub async fn start_on(
     peer_listener: Box<dyn Listener>,
     client_listener: Box<dyn Listener>,
 ) -> Result<Server> {
-    let storage = SledStorage::open(&config.data_dir, &config.cluster)?;
+    let storage = SledStorage::open(&config.data_dir, &config.cluster, config.clock.clone())?;
     let ticks =
         (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
     let election_tick = ticks.max(2);
@@ -208,7 +215,7 @@ pub async fn start_on(
         .build()
         .map_err(io)?;
     let inside = runtime.enter();
-    let outbound = Outbound::start(config.network.clone(), peers);
+    let outbound = Outbound::start(config.network.clone(), config.clock.clone(), peers);
     let (handle, inbox) = driver::channel();
 
     let api = grpc::Api::new(handle.clone());
@@ -235,7 +242,7 @@ pub async fn start_on(
         runtime,
         inbox,
         member,
-        config.heartbeat,
+        (config.clock.clone(), config.heartbeat),
         outbound,
         stopped,
         exit_tx,

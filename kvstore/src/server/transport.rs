@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
+use seams::clock::SharedClock;
 use seams::net::{BoxStream, Listener, SharedNetwork, Stream};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
@@ -84,15 +85,15 @@ pub struct Outbound {
 
 impl Outbound {
     /// Starts one connection task per peer (`id → host:port`) on the current runtime,
-    /// dialing through `network`.
-    pub fn start(network: SharedNetwork, peers: HashMap<u64, String>) -> Self {
+    /// dialing through `network` and waiting out its backoff on `clock`.
+    pub fn start(network: SharedNetwork, clock: SharedClock, peers: HashMap<u64, String>) -> Self {
         let mut links = HashMap::new();
         let (report, unreachable) = mpsc::unbounded_channel();
         for (id, addr) in peers {
             let link = Arc::new(Mutex::new(Link::default()));
             let wake = Arc::new(Notify::new());
             tokio::spawn(connection_loop(
-                network.clone(),
+                (network.clone(), clock.clone()),
                 (id, addr),
                 link.clone(),
                 wake.clone(),
@@ -156,7 +157,7 @@ impl Outbound {
 /// half to the [`Link`], writes the backlog whenever told, and starts over when the
 /// connection fails or the peer closes it.
 async fn connection_loop(
-    network: SharedNetwork,
+    (network, clock): (SharedNetwork, SharedClock),
     (peer, addr): (u64, String),
     link: Arc<Mutex<Link>>,
     wake: Arc<Notify>,
@@ -175,7 +176,7 @@ async fn connection_loop(
                 if dropped && unreachable.send(peer).is_err() {
                     return; // the member stopped
                 }
-                tokio::time::sleep(backoff).await;
+                clock.sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_millis(500));
                 continue;
             }
@@ -260,7 +261,7 @@ async fn read_frames(stream: impl Stream, member: &Handle, from: &mut Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use seams::Tcp;
+    use seams::{SystemClock, Tcp};
     use tokio::net::{TcpListener, TcpStream};
 
     /// A peer that restarts closes our connection; the next message must not be
@@ -270,7 +271,11 @@ mod tests {
     async fn a_connection_the_peer_closed_is_replaced_before_the_next_message() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let outbound = Outbound::start(Tcp::shared(), HashMap::from([(2, addr)]));
+        let outbound = Outbound::start(
+            Tcp::shared(),
+            SystemClock::shared(),
+            HashMap::from([(2, addr)]),
+        );
         let deadline = Duration::from_secs(10);
         let (first, _) = tokio::time::timeout(deadline, listener.accept())
             .await
@@ -311,7 +316,11 @@ mod tests {
     async fn what_the_socket_cannot_take_at_once_follows_in_order() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let outbound = Outbound::start(Tcp::shared(), HashMap::from([(2, addr)]));
+        let outbound = Outbound::start(
+            Tcp::shared(),
+            SystemClock::shared(),
+            HashMap::from([(2, addr)]),
+        );
         let append = |index: u64| {
             let mut m = Message::default();
             m.set_msg_type(raft::eraftpb::MessageType::MsgAppend);

@@ -18,12 +18,16 @@
 //! writer only when it must: before the log drops entries (everything applied must be
 //! on disk first), when a leader's snapshot replaces the store, and when the store is
 //! read back.
+//!
+//! A batch's age is read off the member's clock, like every time of a member.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use seams::clock::{Instant, SharedClock};
 
 use crate::mvcc::Mutation;
 
@@ -53,6 +57,7 @@ struct Pending {
 
 /// Applied changes on their way to sled.
 pub struct Backend {
+    clock: SharedClock,
     pending: Mutex<Pending>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -67,8 +72,9 @@ impl std::fmt::Debug for Backend {
 }
 
 impl Backend {
-    /// Starts the writer thread; `write` does the actual sled batch.
-    pub fn start(write: Write) -> Backend {
+    /// Starts the writer thread; `write` does the actual sled batch, and batches are
+    /// timed on `clock`.
+    pub fn start(write: Write, clock: SharedClock) -> Backend {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let failure = Arc::new(Mutex::new(None));
         let failed = failure.clone();
@@ -105,8 +111,9 @@ impl Backend {
             pending: Mutex::new(Pending {
                 mutations: Vec::new(),
                 applied_index: None,
-                since: Instant::now(),
+                since: clock.now(),
             }),
+            clock,
             jobs: Some(jobs),
             writer: Some(writer),
             failure,
@@ -141,7 +148,7 @@ impl Backend {
 
     /// Hands what is gathered to the writer.
     fn hand_over(&self, pending: &mut Pending) {
-        pending.since = Instant::now();
+        pending.since = self.clock.now();
         if let Some(applied_index) = pending.applied_index.take() {
             let mutations = std::mem::take(&mut pending.mutations);
             self.send(Job::Write {
@@ -157,7 +164,8 @@ impl Backend {
         let mut pending = self.pending();
         pending.mutations.extend(mutations);
         pending.applied_index = Some(applied_index);
-        if pending.mutations.len() >= BATCH_LIMIT || pending.since.elapsed() >= BATCH_INTERVAL {
+        let due = self.clock.elapsed(pending.since) >= BATCH_INTERVAL;
+        if pending.mutations.len() >= BATCH_LIMIT || due {
             self.hand_over(&mut pending);
         }
     }

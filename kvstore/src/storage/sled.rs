@@ -39,6 +39,7 @@ use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState};
+use seams::clock::SharedClock;
 
 use super::backend::Backend;
 use super::wal::{Recovered, Wal, REFUSE};
@@ -132,10 +133,16 @@ fn fatal<T>(r: std::result::Result<T, impl std::fmt::Display>, doing: &str) -> T
 
 /// Opens the database. A member restarted in the same process may find the directory
 /// still locked for a moment, while sled's threads for the previous instance finish:
-/// wait for the lock, up to a deadline, before giving up.
+/// wait for the lock, up to 500 tries 20 ms apart (10 s), before giving up. The wait is
+/// counted in tries, not read off the member's clock: it waits for another thread to
+/// let go of a file lock, which happens in real time whatever the clock says (a paused
+/// clock would make a deadline wait forever), and it is the only wait in a synchronous
+/// path.
 fn open_db(dir: &Path) -> Result<::sled::Db> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    const TRIES: u32 = 500;
+    let mut tried = 0;
     loop {
+        tried += 1;
         let opened = ::sled::Config::new()
             .path(dir)
             .flush_every_ms(None)
@@ -144,8 +151,7 @@ fn open_db(dir: &Path) -> Result<::sled::Db> {
         match opened {
             // sled reports the lock as an I/O error whose text says so.
             Err(::sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
+                if e.to_string().contains("could not acquire lock") && tried < TRIES =>
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
@@ -297,8 +303,8 @@ fn check_log_reaches_store(wal: &Recovered, applied: u64) -> Result<()> {
 impl SledStorage {
     /// Opens (or creates) the data directory `dir`. A new one is initialised for
     /// `cluster`'s members, like `--initial-cluster-state new`; an existing one keeps
-    /// its own state.
-    pub fn open(dir: &Path, cluster: &ClusterInfo) -> Result<Self> {
+    /// its own state. The store's write batches are timed on `clock`.
+    pub fn open(dir: &Path, cluster: &ClusterInfo, clock: SharedClock) -> Result<Self> {
         // No background flusher: the store is flushed when the log is compacted, and
         // without that thread a closed database releases its directory lock at once, so
         // a member restarted in the same process can reopen it.
@@ -355,20 +361,23 @@ impl SledStorage {
             raft,
             mvcc: mvcc.clone(),
             wal: Arc::new(Mutex::new(wal)),
-            backend: Arc::new(Backend::start(Box::new(move |mutations, applied_index| {
-                let newest = mutations
-                    .iter()
-                    .filter_map(|m| match m {
-                        Mutation::Put { revision, .. } => Some(revision.main),
-                        _ => None,
-                    })
-                    .max();
-                let batch = batch_of(mutations, applied_index);
-                fatal(writer.mvcc.apply_batch(batch), "write the key-value store");
-                if let Some(newest) = newest {
-                    writer.written.fetch_max(newest, Ordering::AcqRel);
-                }
-            }))),
+            backend: Arc::new(Backend::start(
+                Box::new(move |mutations, applied_index| {
+                    let newest = mutations
+                        .iter()
+                        .filter_map(|m| match m {
+                            Mutation::Put { revision, .. } => Some(revision.main),
+                            _ => None,
+                        })
+                        .max();
+                    let batch = batch_of(mutations, applied_index);
+                    fatal(writer.mvcc.apply_batch(batch), "write the key-value store");
+                    if let Some(newest) = newest {
+                        writer.written.fetch_max(newest, Ordering::AcqRel);
+                    }
+                }),
+                clock,
+            )),
             values,
             opened: Arc::new(Mutex::new(Some(store))),
         })
@@ -554,6 +563,7 @@ impl raft::Storage for SledStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seams::SystemClock;
 
     /// A crash after a leader's snapshot replaced the store but before the log was
     /// reset leaves the `installing` marker: opening the directory finishes the reset.
@@ -561,7 +571,7 @@ mod tests {
     fn an_interrupted_install_is_finished_at_open() {
         let dir = tempfile::tempdir().unwrap();
         let cluster = ClusterInfo::local(3);
-        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        let storage = SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
         let entries: Vec<Entry> = (1..=3)
             .map(|index| Entry {
                 index,
@@ -586,7 +596,7 @@ mod tests {
             .unwrap();
         drop(storage); // the crash
 
-        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        let storage = SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
         use raft::Storage as _;
         assert_eq!(storage.first_index().unwrap(), 41);
         assert_eq!(storage.last_index().unwrap(), 40);
@@ -598,7 +608,7 @@ mod tests {
         );
         drop(storage);
         // And it stays finished.
-        let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+        let storage = SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
         assert_eq!(storage.last_index().unwrap(), 40);
     }
 
@@ -618,11 +628,11 @@ mod tests {
         ];
         for (key, value, expected) in damages {
             let dir = tempfile::tempdir().unwrap();
-            let storage = SledStorage::open(dir.path(), &cluster).unwrap();
+            let storage = SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
             storage.mvcc.insert(key, value).unwrap();
             storage.flush_store();
             drop(storage);
-            let err = SledStorage::open(dir.path(), &cluster)
+            let err = SledStorage::open(dir.path(), &cluster, SystemClock::shared())
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(expected), "{err}");

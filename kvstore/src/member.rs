@@ -62,11 +62,16 @@ pub struct MemberConfig {
     /// A leader sends heartbeats this often (etcd: 100 ms = 1 tick).
     pub heartbeat_tick: usize,
     /// The actual election timeout is drawn from `[min_election_tick,
-    /// max_election_tick)`. raft-rs draws with an unseeded RNG; the simulator pins the
-    /// range to one value per member (`max = min + 1`) so runs are reproducible.
+    /// max_election_tick)`, again at every change of role or term, from a generator
+    /// seeded with `election_seed` (raft-rs's own draws are unseeded, and overridden:
+    /// `member/elections.rs`). The simulator narrows the range to one value per member
+    /// (`max = min + 1`) so its members never tie.
     pub min_election_tick: usize,
     /// See `min_election_tick`.
     pub max_election_tick: usize,
+    /// Seeds this member's election timeouts: same seed, same timeouts. A server draws
+    /// it from the generator in its config.
+    pub election_seed: u64,
     /// How long a request may wait before it fails (etcd: 5 s plus two election
     /// timeouts).
     pub request_timeout_ticks: u64,
@@ -99,6 +104,7 @@ impl MemberConfig {
             heartbeat_tick: 1,
             min_election_tick: 10,
             max_election_tick: 20,
+            election_seed: id,
             request_timeout_ticks: 70,
             read_retry_ticks: 5,
             publish_attributes: false,
@@ -250,6 +256,8 @@ pub struct Member<S: Storage = MemDisk> {
     failed: Option<Error>,
     /// An election sooner than the timeout, after the leader's connection closed.
     fast_election: Option<elections::FastElection>,
+    /// This member's seeded election timeouts.
+    election_timeouts: elections::ElectionTimeouts,
 }
 
 impl<S: Storage> std::fmt::Debug for Member<S> {
@@ -284,9 +292,14 @@ impl<S: Storage> Member<S> {
         }
         let publishing = config.publish_attributes.then_some(0);
         let raft_config = config.raft_config(applied_index);
+        let window = (
+            raft_config.min_election_tick(),
+            raft_config.max_election_tick(),
+        );
+        let election_timeouts = elections::ElectionTimeouts::new(config.election_seed, window);
         let raft =
             RawNode::new(&raft_config, storage, &logger).expect("a valid raft config and storage");
-        Member {
+        let mut member = Member {
             config,
             cluster,
             raft,
@@ -301,7 +314,10 @@ impl<S: Storage> Member<S> {
             out: Ready::default(),
             failed: None,
             fast_election: None,
-        }
+            election_timeouts,
+        };
+        member.pin_election_timeout();
+        member
     }
 
     /// Stops the member the hard way: everything in memory is gone (requests in flight,
@@ -351,6 +367,7 @@ impl<S: Storage> Member<S> {
     pub fn tick(&mut self) {
         self.now += 1;
         self.raft.tick();
+        self.pin_election_timeout();
         self.fast_election_tick();
         self.expire_leases();
         let now = self.now;
@@ -406,6 +423,7 @@ impl<S: Storage> Member<S> {
             return;
         }
         let _ = self.raft.step(message);
+        self.pin_election_timeout();
     }
 
     /// Why this member cannot go on, once it cannot: the server ends it (etcd exits).
@@ -559,6 +577,7 @@ impl<S: Storage> Member<S> {
             }
             self.serve_ready_reads();
         }
+        self.pin_election_timeout();
         std::mem::take(&mut self.out)
     }
 

@@ -157,6 +157,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
             network: network.clone(),
             clock: seams::SystemClock::shared(),
+            rng: seams::Rng::seeded(i as u64),
         };
         servers.push(
             server::start_on(config, peer, client_listener)

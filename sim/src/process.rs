@@ -156,6 +156,8 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         // The nodes' clock is still the apiserver's own trait; the member keeps the
         // machine's time until the sim hands its components one seams clock.
         clock: seams::SystemClock::shared(),
+        // Not seeded by the cluster yet: live timings, nothing to replay.
+        rng: seams::Rng::from_entropy(),
     };
     let server = server::start(config)
         .await

@@ -17,6 +17,7 @@ use kvstore::server::logging::ClockTime;
 use kvstore::server::{self, ServerConfig};
 use kvstore::ClusterInfo;
 use seams::clock::SharedClock;
+use seams::rand::Rng;
 use seams::{SystemClock, Tcp};
 
 /// A kvstore member: etcd's v3 API over Raft and sled.
@@ -183,6 +184,8 @@ fn run(flags: Flags, clock: SharedClock) -> Result<(), Stopped> {
         max_request_bytes: flags.max_request_bytes,
         network: Tcp::shared(),
         clock,
+        // A real member needs no replay: its election timeouts are seeded by the OS.
+        rng: Rng::from_entropy(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

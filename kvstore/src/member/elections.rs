@@ -1,3 +1,24 @@
+//! Election timeouts: drawn from a seeded generator, and cut short when the leader is
+//! known to be gone.
+//!
+//! ## Seeded timeouts
+//!
+//! Raft breaks ties with randomness: each member waits a random time in `[election,
+//! 2 * election)` ticks before it campaigns, so two members seldom start together.
+//! raft-rs draws that time from the thread's unseeded generator whenever it resets a
+//! member's election timer — in `Raft::reset`, which only `become_follower`,
+//! `become_candidate` and `become_leader` call — and offers no hook to draw it
+//! elsewhere. So a member has its own generator ([`ElectionTimeouts`], seeded from
+//! `MemberConfig::election_seed`) and, after every call into raft-rs (start, tick,
+//! step, Ready), looks whether raft-rs reset the timer: each of those three changes the
+//! role or the term, and nothing else does both. If it did, the member draws the
+//! timeout again from its own generator and pins it with
+//! `Raft::set_randomized_election_timeout`, before the next tick can read it. raft-rs
+//! still draws its own number; it is never used. Same seed, same calls: same
+//! timeouts.
+//!
+//! ## Fast elections
+//!
 //! Elections sooner than the election timeout, when the leader is known to be gone.
 //!
 //! Raft finds a dead leader by silence: a follower that hears nothing for an election
@@ -22,9 +43,32 @@
 //! busy loops: 1 run in 15 ended in a split vote and a 60 s wait.)
 
 use raft::StateRole;
+use seams::rand::SplitMix64;
 
 use super::Member;
 use crate::storage::Storage;
+
+/// Where a member's election timeouts come from (see the module doc).
+#[derive(Debug)]
+pub(super) struct ElectionTimeouts {
+    rng: SplitMix64,
+    /// raft-rs's window, `[min, max)` ticks.
+    window: (usize, usize),
+    /// Role and term when the timeout was last drawn.
+    drawn_at: Option<(StateRole, u64)>,
+}
+
+impl ElectionTimeouts {
+    /// Timeouts in `[min, max)` ticks, drawn from a generator seeded with `seed`.
+    pub(super) fn new(seed: u64, (min, max): (usize, usize)) -> Self {
+        assert!(min < max, "an empty election window [{min}, {max})");
+        ElectionTimeouts {
+            rng: SplitMix64::new(seed),
+            window: (min, max),
+            drawn_at: None,
+        }
+    }
+}
 
 /// A fast election under way: this member's place in the order, how many times it
 /// has been armed, and the tick it was last armed at.
@@ -40,6 +84,22 @@ pub(super) struct FastElection {
 const CAMPAIGN_TICKS: usize = 2;
 
 impl<S: Storage> Member<S> {
+    /// Draws the election timeout again if raft-rs has reset the election timer since
+    /// the last draw (it did if the role or the term changed). Called after every call
+    /// into raft-rs.
+    pub(super) fn pin_election_timeout(&mut self) {
+        let raft = &mut self.raft.raft;
+        let now = (raft.state, raft.term);
+        let timeouts = &mut self.election_timeouts;
+        if timeouts.drawn_at == Some(now) {
+            return;
+        }
+        timeouts.drawn_at = Some(now);
+        let (min, max) = timeouts.window;
+        let timeout = min + timeouts.rng.below((max - min) as u64) as usize;
+        raft.set_randomized_election_timeout(timeout);
+    }
+
     /// The connection from `peer` closed. If `peer` is this follower's leader, a fast
     /// election starts (see the module doc).
     pub fn peer_lost(&mut self, peer: u64) {

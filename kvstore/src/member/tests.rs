@@ -449,3 +449,72 @@ fn a_fast_election_split_by_the_other_survivor_is_tried_again_soon() {
         m.status()
     );
 }
+
+/// A member of three with raft-rs's randomised window `[10, 20)` and `seed`.
+fn seeded_member(id: u64, seed: u64) -> Member {
+    let cluster = ClusterInfo::local(3);
+    let config = MemberConfig {
+        election_seed: seed,
+        ..MemberConfig::etcd_defaults(id)
+    };
+    Member::start(config, cluster.clone(), MemDisk::new(&cluster))
+}
+
+/// The draws a seed gives in the window `[10, 20)`.
+fn draws(seed: u64, n: usize) -> Vec<usize> {
+    let mut rng = seams::rand::SplitMix64::new(seed);
+    (0..n).map(|_| 10 + rng.below(10) as usize).collect()
+}
+
+/// A follower campaigns on the very tick its timeout, drawn from its seed, runs out —
+/// not on one raft-rs drew.
+#[test]
+fn a_follower_campaigns_when_its_seeded_timeout_runs_out() {
+    for seed in 0..20 {
+        let mut m = seeded_member(1, seed);
+        let expected = draws(seed, 1)[0];
+        let mut campaigned_at = None;
+        for tick in 1..=20 {
+            m.tick();
+            let pre_votes = m
+                .ready()
+                .messages
+                .iter()
+                .any(|msg| msg.get_msg_type() == MessageType::MsgRequestPreVote);
+            if pre_votes {
+                campaigned_at = Some(tick);
+                break;
+            }
+        }
+        assert_eq!(campaigned_at, Some(expected), "seed {seed}");
+    }
+}
+
+/// Every time raft-rs resets the election timer (here: a leader of a newer term is
+/// heard from, so the member becomes its follower), the timeout is drawn again, from
+/// the seed: the same seed gives the same timeouts, term after term.
+#[test]
+fn election_timeouts_are_drawn_again_from_the_seed_at_every_new_term() {
+    let heartbeat = |term: u64| {
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgHeartbeat);
+        msg.from = 2;
+        msg.to = 1;
+        msg.term = term;
+        msg
+    };
+    let timeouts = |seed: u64| {
+        let mut m = seeded_member(1, seed);
+        let mut seen = vec![m.raft.raft.randomized_election_timeout()];
+        for term in 1..=12 {
+            m.step(heartbeat(term));
+            m.ready();
+            assert_eq!((m.status().term, m.status().leader), (term, 2));
+            seen.push(m.raft.raft.randomized_election_timeout());
+        }
+        seen
+    };
+    assert_eq!(timeouts(7), draws(7, 13), "one draw at start, one per term");
+    assert_eq!(timeouts(7), timeouts(7));
+    assert_ne!(timeouts(7), timeouts(8));
+}

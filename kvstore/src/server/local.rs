@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use seams::clock::SharedClock;
 use seams::net::SharedNetwork;
+use seams::rand::Rng;
 use seams::{SystemClock, Tcp};
 
 use crate::error::{Error, Result};
@@ -41,7 +42,8 @@ impl Default for Timing {
 }
 
 /// Members `etcd1..etcdN`, all on 127.0.0.1 with ports the OS picked, over real TCP
-/// and the machine's clock.
+/// and the machine's clock, with election timeouts drawn from one generator seeded
+/// from the OS.
 pub struct LocalCluster {
     /// The members, their IDs and URLs.
     pub info: ClusterInfo,
@@ -51,6 +53,7 @@ pub struct LocalCluster {
     servers: Vec<Option<Server>>,
     network: SharedNetwork,
     clock: SharedClock,
+    rng: Rng,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -81,6 +84,8 @@ impl LocalCluster {
             servers: Vec::new(),
             network,
             clock: SystemClock::shared(),
+            // Live timings, real sockets: nothing here replays, so fresh randomness.
+            rng: Rng::from_entropy(),
         };
         for (i, (peer, client)) in listeners.into_iter().enumerate() {
             let config = cluster.config(i as u64 + 1);
@@ -114,6 +119,7 @@ impl LocalCluster {
             max_request_bytes: crate::request::MAX_REQUEST_BYTES,
             network: self.network.clone(),
             clock: self.clock.clone(),
+            rng: self.rng.clone(),
         }
     }
 

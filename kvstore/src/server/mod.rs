@@ -38,6 +38,7 @@ use std::time::Duration;
 
 use seams::clock::SharedClock;
 use seams::net::{host_port, Listener, SharedNetwork};
+use seams::rand::Rng;
 
 use crate::error::{Error, Result};
 use crate::member::{Member, MemberConfig};
@@ -84,6 +85,10 @@ pub struct ServerConfig {
     /// heartbeat timeouts, request deadlines and lease expiry, all counted in ticks),
     /// its reconnect backoff, its store's write batches, its request IDs' start time.
     pub clock: SharedClock,
+    /// Where the member's randomness comes from: each start draws the seed of its
+    /// election timeouts from it (`member/elections.rs`). Member IDs are not random:
+    /// they are derived from the peer URLs and the cluster token, as etcd's are.
+    pub rng: Rng,
 }
 
 impl ServerConfig {
@@ -191,6 +196,7 @@ pub async fn start_on(
         // raft-rs's randomised window [election, 2 * election).
         min_election_tick: election_tick,
         max_election_tick: 2 * election_tick,
+        election_seed: config.rng.next_u64(),
         request_timeout_ticks: (config.request_timeout.as_millis()
             / config.heartbeat.as_millis().max(1)) as u64,
         read_retry_ticks: (election_tick as u64 / 2).max(1),

@@ -93,7 +93,9 @@
 //! and etcd's v3 gRPC API, so the real `etcdctl` works against it (`src/bin/etcd.rs`
 //! has etcd's flags).
 //! [`client`] is the other side: a client with failover, as kube-apiserver's
-//! `--etcd-servers`. [`snapshot`] backs a store up and restores it.
+//! `--etcd-servers`. [`snapshot`] is the backup file of a store, which a data
+//! directory is restored from; [`tools`] is etcdctl's side (its tables, its `snapshot
+//! restore` flags), for our command-line tools, not for a member.
 //!
 //! ## What a member refuses, and when it stops
 //!
@@ -141,6 +143,7 @@ pub mod server;
 pub mod sim;
 pub mod snapshot;
 pub mod storage;
+pub mod tools;
 pub mod watch;
 
 pub use error::{Error, Result};

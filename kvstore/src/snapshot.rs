@@ -22,22 +22,21 @@
 //! truncated or altered file fails the SHA-256 check; a file that is not a snapshot
 //! fails the magic check — both with a clear error.
 //!
-//! Restoring writes the store into a fresh data directory for a *new* cluster (new
-//! member IDs from `--initial-cluster`), with an empty Raft log: every member restored
-//! from the same file starts from the same store at the same revision, which is
-//! exactly etcd's `snapshot restore`.
-
-use std::path::Path;
+//! This module is the file format and nothing else: it knows stores, not data
+//! directories. Storage uses it — a member sends a follower that fell too far behind a
+//! snapshot file of its store (`Storage::snapshot_of_store`), and
+//! [`SledStorage::restore`](crate::storage::sled::SledStorage::restore) writes one into
+//! a fresh data directory for a *new* cluster (new member IDs from
+//! `--initial-cluster`), with an empty Raft log: every member restored from the same
+//! file starts from the same store at the same revision, which is exactly etcd's
+//! `snapshot restore` ([`crate::tools::restore_member`] takes its flags).
 
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::membership::ClusterInfo;
 use crate::mvcc::{MvccStore, Revision};
 use crate::proto::mvccpb::KeyValue;
-use crate::storage::sled::SledStorage;
-use crate::storage::Storage;
 
 const MAGIC: &[u8; 8] = b"MPSNAP01";
 const TRAILER: usize = 32;
@@ -191,45 +190,6 @@ pub fn status(bytes: &[u8]) -> Result<SnapshotStatus> {
     decode(bytes).map(|(_, status)| status)
 }
 
-/// `etcdctl snapshot restore` with its flags: the member `name` of a new cluster
-/// (`initial_cluster`, or just this member at `peer_urls`), its data in `data_dir`.
-pub fn restore_member(
-    bytes: &[u8],
-    name: &str,
-    initial_cluster: Option<&str>,
-    token: &str,
-    peer_urls: &str,
-    data_dir: &Path,
-) -> std::result::Result<SnapshotStatus, String> {
-    let spec = initial_cluster.map_or_else(|| format!("{name}={peer_urls}"), str::to_string);
-    let cluster = ClusterInfo::parse_initial_cluster(&spec, token, name, &[])?;
-    restore(bytes, data_dir, &cluster).map_err(|e| e.to_string())
-}
-
-/// `snapshot restore`: writes the snapshot's store into a fresh data directory for
-/// member `name` of the new `cluster`. Refuses a directory that already has data.
-pub fn restore(bytes: &[u8], data_dir: &Path, cluster: &ClusterInfo) -> Result<SnapshotStatus> {
-    let (store, status) = decode(bytes)?;
-    if data_dir.exists()
-        && std::fs::read_dir(data_dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(true)
-    {
-        return Err(Error::Snapshot(format!(
-            "data-dir {} exists and is not empty",
-            data_dir.display()
-        )));
-    }
-    // A one-shot tool, not a member: the machine's clock times the store's batches.
-    let storage = SledStorage::open(data_dir, cluster, seams::SystemClock::shared())?;
-    let mutations = store.as_mutations();
-    // Applied index 0: the new cluster's log starts empty, above this store.
-    storage.save_applied(0, mutations);
-    storage.save_members(&cluster.members);
-    storage.sync();
-    Ok(status)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,13 +249,5 @@ mod tests {
     fn an_empty_store_snapshots_too() {
         let (back, status) = decode(&encode(&MvccStore::new())).unwrap();
         assert_eq!((back.current_revision(), status.total_keys), (1, 0));
-    }
-
-    #[test]
-    fn restore_refuses_a_used_data_dir() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("x"), b"data").unwrap();
-        let err = restore(&encode(&sample()), dir.path(), &ClusterInfo::local(1)).unwrap_err();
-        assert!(err.to_string().contains("not empty"), "{err}");
     }
 }

@@ -100,7 +100,7 @@ fn run(cli: Cli) -> Result<(), String> {
             initial_advertise_peer_urls,
         } => {
             let data_dir = data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.etcd")));
-            let status = snapshot::restore_member(
+            let status = kvstore::tools::restore_member(
                 &read(&file)?,
                 &name,
                 initial_cluster.as_deref(),

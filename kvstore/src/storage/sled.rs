@@ -49,6 +49,7 @@ use crate::membership::{ClusterInfo, MemberInfo};
 use crate::mvcc::{Mutation, MvccStore, Revision};
 use crate::proto::etcdserverpb::{Member, MemberListResponse};
 use crate::proto::mvccpb::KeyValue;
+use crate::snapshot::{self, SnapshotStatus};
 
 const MEMBERS: &[u8] = b"members";
 const INSTALLING: &[u8] = b"installing";
@@ -383,6 +384,34 @@ impl SledStorage {
         })
     }
 
+    /// `snapshot restore`: writes the store of a snapshot file ([`crate::snapshot`]) into
+    /// a fresh data directory `dir` for a member of the new `cluster`, with an empty
+    /// log, and says what the file held. Refuses a directory that already has data.
+    pub fn restore(
+        bytes: &[u8],
+        dir: &Path,
+        cluster: &ClusterInfo,
+        clock: SharedClock,
+    ) -> Result<SnapshotStatus> {
+        let (store, status) = snapshot::decode(bytes)?;
+        let used = dir.exists()
+            && std::fs::read_dir(dir)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true);
+        if used {
+            return Err(Error::Snapshot(format!(
+                "data-dir {} exists and is not empty",
+                dir.display()
+            )));
+        }
+        let storage = SledStorage::open(dir, cluster, clock)?;
+        // Applied index 0: the new cluster's log starts empty, above this store.
+        storage.save_applied(0, store.as_mutations());
+        storage.save_members(&cluster.members);
+        storage.sync();
+        Ok(status)
+    }
+
     fn opened_store(&self) -> MutexGuard<'_, Option<(MvccStore, u64)>> {
         self.opened
             .lock()
@@ -610,6 +639,22 @@ mod tests {
         // And it stays finished.
         let storage = SledStorage::open(dir.path(), &cluster, SystemClock::shared()).unwrap();
         assert_eq!(storage.last_index().unwrap(), 40);
+    }
+
+    #[test]
+    fn restore_refuses_a_used_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x"), b"data").unwrap();
+        let file = snapshot::encode(&MvccStore::new());
+        let cluster = ClusterInfo::local(1);
+        let err =
+            SledStorage::restore(&file, dir.path(), &cluster, SystemClock::shared()).unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "untouched"
+        );
     }
 
     /// Bytes in the store that do not decode are an error at open, not a panic when

@@ -263,7 +263,7 @@ impl Ctl<'_> {
                 let source = self.on_node(&file)?;
                 let target = self.on_node(&dir)?;
                 let bytes = std::fs::read(source).map_err(|e| file_error(&file, &e))?;
-                let status = kvstore::snapshot::restore_member(
+                let status = kvstore::tools::restore_member(
                     &bytes,
                     &name,
                     initial_cluster.as_deref(),

@@ -136,7 +136,6 @@ pub mod linearizability;
 pub mod member;
 pub mod membership;
 pub mod mvcc;
-pub mod printer;
 pub mod proto;
 pub mod request;
 pub mod server;

@@ -80,7 +80,7 @@ fn read(file: &PathBuf) -> Result<Vec<u8>, String> {
     std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))
 }
 
-use kvstore::printer::format_status;
+use kvstore::tools::printer::format_status;
 
 fn run(cli: Cli) -> Result<(), String> {
     let Top::Snapshot(command) = cli.command;

@@ -6,6 +6,12 @@
 //! directory; printing tables and turning `snapshot restore`'s flags into a new data
 //! directory are the tools' business, as they are etcdctl's (and, since etcd 3.5,
 //! etcdutl's) in etcd.
+//!
+//! - [`printer`]: etcdctl's output — sizes, ASCII tables, `snapshot status`, `member
+//!   list`, `endpoint status`;
+//! - [`restore_member`]: `snapshot restore` with etcdctl's flags.
+
+pub mod printer;
 
 use std::path::Path;
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use kvstore::client::{Client, ClientConfig};
-use kvstore::printer::{self, MEMBER_HEADS, STATUS_HEADS};
 use kvstore::proto::etcdserverpb::{
     cluster_client::ClusterClient, DeleteRangeRequest, MemberListRequest, PutRequest, RangeRequest,
 };
 use kvstore::request::prefix_end;
+use kvstore::tools::printer::{self, MEMBER_HEADS, STATUS_HEADS};
 
 use super::Output;
 use crate::cluster::{Cluster, Node};

@@ -82,16 +82,21 @@
 //!
 //! ## How this crate is built
 //!
-//! The core is deterministic: no clock, no thread, no socket, no unseeded randomness.
+//! The core is deterministic: no clock, no thread, no socket, no unseeded randomness
+//! (raft-rs's randomised election timeouts are drawn again from the member's own seeded
+//! generator, `member/elections.rs`).
 //! A [`Member`] moves only when told to (`tick`, `step`, `request`, `ready`), which
 //! makes it possible to test Raft's hardest cases — crashes, partitions, lost messages
 //! — exactly and repeatably with [`sim::SimCluster`], and to check every recorded
 //! history with the [`linearizability`] checker.
 //!
 //! Around it, thin edges make it a real etcd member ([`server`]): one thread that ticks
-//! it on a timer, runs its Ready loop and serves its sockets — Raft messages over TCP,
-//! and etcd's v3 gRPC API, so the real `etcdctl` works against it (`src/bin/etcd.rs`
-//! has etcd's flags).
+//! it on a timer, runs its Ready loop and serves its sockets — Raft messages between
+//! peers, and etcd's v3 gRPC API, so the real `etcdctl` works against it
+//! (`src/bin/etcd.rs` has etcd's flags). The edges touch the world only through the
+//! three seams of the `seams` crate, given in the server's config: every socket comes
+//! from its `Network` (real TCP, or the simulator's node addresses), every time from
+//! its `Clock`, every random number from its `Rng`.
 //! [`client`] is the other side: a client with failover, as kube-apiserver's
 //! `--etcd-servers`. [`snapshot`] is the backup file of a store, which a data
 //! directory is restored from; [`tools`] is etcdctl's side (its tables, its `snapshot

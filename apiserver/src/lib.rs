@@ -107,16 +107,12 @@
 
 pub mod authn;
 pub mod body;
-pub mod client;
-pub mod clock;
 pub mod discovery;
 pub mod error;
 pub mod healthz;
 pub mod http;
-pub mod informer;
-pub mod kubeconfig;
-pub mod leaderelection;
 pub mod limits;
+#[cfg(feature = "testing")]
 pub mod local;
 pub mod logs;
 pub mod names;
@@ -124,14 +120,17 @@ pub mod patch;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;
+pub mod request;
+pub mod response;
 pub mod rest;
-pub mod selectors;
+pub use api::selectors;
 pub mod server;
 pub mod store;
 pub mod strategy;
 pub mod stream;
 pub mod table;
-pub mod types;
+pub mod timer;
+pub use api::types;
 pub mod watch;
 
 pub use error::{Error, Result};

@@ -15,12 +15,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::Clock;
-use apiserver::informer::{key_of, Informer};
-use apiserver::leaderelection::{self, Leadership};
-use apiserver::types::{Deployment, Lease, Node, Pod, ReplicaSet};
-use apiserver::Error;
+use api::types::{Deployment, Lease, Node, Pod, ReplicaSet};
+use client_go::client::{Client, ListParams};
+use client_go::informer::{key_of, Informer};
+use client_go::leaderelection::{self, Leadership};
+use client_go::Error;
+use seams::Clock;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -179,7 +179,7 @@ impl Loop {
                 }
             }
         }
-        let now = self.clock.now();
+        let now = api::time::now(&*self.clock);
         let nodes = caches.nodes.cache.list();
         let leases = caches.leases.cache.list();
         let grace = self.config.node_grace_period;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use apiserver::types::Pod;
+use api::types::Pod;
 
 use crate::cluster::{Cluster, ADMIN_CONF};
 use crate::kubelet::MANIFESTS;
@@ -84,7 +84,7 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
 
     checks.push(check("kubectl on node2 points at node1's apiserver", {
         let text = node2.ctx.read(ADMIN_CONF).unwrap_or_default();
-        match apiserver::kubeconfig::Kubeconfig::parse(&text).and_then(|k| k.target()) {
+        match client_go::kubeconfig::Kubeconfig::parse(&text).and_then(|k| k.target()) {
             Ok(t) if t.server == "https://10.0.0.11:6443" => Ok(format!("server: {}", t.server)),
             Ok(t) => Err(format!("server: {}", t.server)),
             Err(e) => Err(e.to_string()),

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::{Clock, SystemClock};
-use apiserver::kubeconfig::Kubeconfig;
+use api::types::Node as NodeObject;
 use apiserver::pki::Ca;
-use apiserver::types::Node as NodeObject;
+use client_go::client::{Client, ListParams};
+use client_go::kubeconfig::Kubeconfig;
+use seams::{Clock, SystemClock};
 
 use crate::error::{Error, Result};
 use crate::kubelet::{Kubelet, KUBECONFIG, MANIFESTS, NGINX_CONF};
@@ -252,6 +252,7 @@ impl Cluster {
             .map(|n| self.network.resolve_url(&format!("https://{}:6443", n.1)))
             .collect();
         Client::new(
+            &seams::Host::real(),
             urls,
             Some(&self.ca.cert_pem),
             Some(self.admin_token.clone()),
@@ -294,7 +295,7 @@ impl Cluster {
                     .count();
                 // Every static pod reported (two control-plane nodes, three each).
                 let mirrors = client
-                    .list::<apiserver::types::Pod>(Some("kube-system"), &ListParams::default())
+                    .list::<api::types::Pod>(Some("kube-system"), &ListParams::default())
                     .await
                     .map(|l| l.items.len())
                     .unwrap_or(0);

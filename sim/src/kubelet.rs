@@ -22,14 +22,14 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::informer::Informer;
-use apiserver::types::{
+use api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, DeleteOptions, Lease, Node, NodeAddress, NodeCondition, Pod, PodCondition,
     Taint,
 };
-use apiserver::Error as ApiError;
+use client_go::client::{Client, ListParams};
+use client_go::informer::Informer;
+use client_go::Error as ApiError;
 use serde_json::json;
 use tokio::task::JoinHandle;
 
@@ -96,7 +96,7 @@ pub fn static_pods(node: &NodeContext) -> Result<BTreeMap<String, Pod>> {
 /// every upstream of the local nginx.
 pub fn client(node: &NodeContext) -> Result<Client> {
     let text = node.read(KUBECONFIG)?;
-    let target = apiserver::kubeconfig::Kubeconfig::parse(&text)
+    let target = client_go::kubeconfig::Kubeconfig::parse(&text)
         .and_then(|k| k.target())
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let mut servers = vec![target.server.clone()];
@@ -112,7 +112,13 @@ pub fn client(node: &NodeContext) -> Result<Client> {
         .iter()
         .map(|s| node.network.resolve_url(s))
         .collect();
-    Client::new(servers, target.ca_pem.as_deref(), target.token).map_err(Error::from)
+    Client::new(
+        &node.host(),
+        servers,
+        target.ca_pem.as_deref(),
+        target.token,
+    )
+    .map_err(Error::from)
 }
 
 impl Kubelet {
@@ -200,7 +206,9 @@ async fn sync_static(runtime: &Runtime, statics: &BTreeMap<String, Pod>) {
 }
 
 fn now(node: &NodeContext) -> String {
-    node.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    api::time::now(&*node.clock)
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn node_object(node: &NodeContext, control_plane: bool) -> Node {
@@ -310,7 +318,7 @@ async fn register(node: &NodeContext, client: &Client, control_plane: bool) -> R
 
 /// Renews `kube-node-lease/<node>`; reports Ready if the node was marked Unknown.
 async fn heartbeat(node: &NodeContext, client: &Client) -> Result<()> {
-    let renew = apiserver::leaderelection::micro_time(node.clock.now());
+    let renew = client_go::leaderelection::micro_time(api::time::now(&*node.clock));
     match client.get::<Lease>("kube-node-lease", &node.name).await {
         Ok(mut lease) => {
             lease.spec.renew_time = Some(renew);
@@ -383,7 +391,7 @@ fn running_status(
     pod: &Pod,
     pod_ip: &str,
     restarts: i32,
-) -> apiserver::types::PodStatus {
+) -> api::types::PodStatus {
     let t = now(node);
     let cond = |type_: &str| PodCondition {
         type_: type_.into(),
@@ -392,7 +400,7 @@ fn running_status(
         last_transition_time: Some(t.clone()),
         ..PodCondition::default()
     };
-    apiserver::types::PodStatus {
+    api::types::PodStatus {
         phase: "Running".into(),
         conditions: ["Initialized", "Ready", "ContainersReady", "PodScheduled"]
             .map(cond)
@@ -495,7 +503,7 @@ async fn sync_container(
     node: &NodeContext,
     runtime: &Runtime,
     pod: &Pod,
-    c: &apiserver::types::Container,
+    c: &api::types::Container,
     name: &str,
     state: &mut PodState,
 ) -> ContainerStatus {
@@ -616,8 +624,8 @@ async fn report(
     }
     status.container_statuses = statuses;
     // Keep the times of an unchanged status, so nothing is written when nothing changed.
-    let same = |a: &apiserver::types::PodStatus, b: &apiserver::types::PodStatus| {
-        let strip = |s: &apiserver::types::PodStatus| {
+    let same = |a: &api::types::PodStatus, b: &api::types::PodStatus| {
+        let strip = |s: &api::types::PodStatus| {
             let mut s = s.clone();
             s.start_time = None;
             for c in &mut s.conditions {

@@ -57,7 +57,7 @@ fn pod(name: &str, image: &str, command: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apiserver::types::Pod;
+    use api::types::Pod;
 
     #[test]
     fn manifests_are_pods_the_kubelet_can_read() {

@@ -13,8 +13,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::clock::Clock;
-use apiserver::leaderelection;
+use client_go::leaderelection;
+use seams::Clock;
 
 use crate::error::{Error, Result};
 use crate::network::Network;
@@ -96,6 +96,15 @@ pub struct OutsideNode {
 const MAX_LINKS: u32 = 40;
 
 impl NodeContext {
+    /// What the node's components are built on: its network and its clock.
+    pub fn host(&self) -> seams::Host {
+        seams::Host {
+            network: seams::Tcp::shared(),
+            clock: self.clock.clone(),
+            rng: seams::Rng::from_entropy(),
+        }
+    }
+
     /// A path on this node as a host path, read lexically the way a chroot reads it: a
     /// relative path starts at [`CWD`], `.` is dropped, and `..` goes up but never
     /// above the node's `/` (`/../../x` is `/x`). `/etc/kubernetes/manifests` →

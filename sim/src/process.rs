@@ -247,14 +247,19 @@ struct ComponentFlags {
 }
 
 /// A client from a component's kubeconfig, through the simulated network.
-pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<apiserver::client::Client> {
+pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<client_go::client::Client> {
     let text = node.read(path)?;
-    let target = apiserver::kubeconfig::Kubeconfig::parse(&text)
+    let target = client_go::kubeconfig::Kubeconfig::parse(&text)
         .and_then(|k| k.target())
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let server = node.network.resolve_url(&target.server);
-    apiserver::client::Client::new(vec![server], target.ca_pem.as_deref(), target.token)
-        .map_err(|e| Error::Invalid(e.to_string()))
+    client_go::client::Client::new(
+        &node.host(),
+        vec![server],
+        target.ca_pem.as_deref(),
+        target.token,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 fn kube_scheduler(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Process> {

@@ -82,7 +82,7 @@ impl Runtime {
         }
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let logs: Logs = Arc::default();
-        let now = self.node.clock.now();
+        let now = api::time::now(&*self.node.clock);
         let process = process::start(&self.node, &spec.command, logs.clone()).await;
         let state = match &process {
             Ok(_) => State::Running { since: now },
@@ -116,7 +116,7 @@ impl Runtime {
         if matches!(c.state, State::Running { .. }) {
             c.state = State::Exited {
                 code: 0,
-                at: self.node.clock.now(),
+                at: api::time::now(&*self.node.clock),
             };
         }
         Ok(())
@@ -132,7 +132,7 @@ impl Runtime {
         let process = process::start(&self.node, &c.spec.command, c.logs.clone()).await?;
         c.process = Some(process);
         c.state = State::Running {
-            since: self.node.clock.now(),
+            since: api::time::now(&*self.node.clock),
         };
         c.restarts += 1;
         Ok(())
@@ -154,7 +154,7 @@ impl Runtime {
                 c.process = None;
                 c.state = State::Exited {
                     code,
-                    at: self.node.clock.now(),
+                    at: api::time::now(&*self.node.clock),
                 };
             }
             out.push(ContainerInfo {

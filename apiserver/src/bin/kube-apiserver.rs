@@ -103,7 +103,7 @@ async fn main() -> ExitCode {
     if !args.advertise_address.is_empty() {
         config.advertise = format!("{}:{}", args.advertise_address, args.secure_port);
     }
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let listener = match config.host.network.listen(&addr.to_string()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: listening on {addr}: {e}");

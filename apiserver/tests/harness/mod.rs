@@ -80,7 +80,7 @@ impl Server {
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let running = start(listener, config).await.unwrap();
-        let tls = apiserver::pki::client_config(&ca.cert_pem).unwrap();
+        let tls = client_go::tls::client_config(&ca.cert_pem).unwrap();
         let server = Server {
             running,
             etcd,

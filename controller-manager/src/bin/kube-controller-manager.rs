@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::Client;
-use apiserver::clock::SystemClock;
 use clap::Parser;
+use client_go::client::Client;
 use controller_manager::run::{Config, ControllerManager};
+use seams::SystemClock;
 
 #[derive(Parser)]
 #[command(
@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    let client = match Client::from_kubeconfig_file(&args.kubeconfig) {
+    let client = match Client::from_kubeconfig_file(&seams::Host::real(), &args.kubeconfig) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

@@ -21,6 +21,7 @@
 pub mod authority;
 pub mod driver;
 pub mod grpc;
+#[cfg(any(test, feature = "testing"))]
 pub mod local;
 pub mod transport;
 

@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::Client;
-use apiserver::clock::SystemClock;
-use apiserver::leaderelection;
 use clap::Parser;
+use client_go::client::Client;
+use client_go::leaderelection;
 use scheduler::run::{Config, Scheduler};
+use seams::SystemClock;
 
 #[derive(Parser)]
 #[command(
@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let args = Args::parse();
-    let client = match Client::from_kubeconfig_file(&args.kubeconfig) {
+    let client = match Client::from_kubeconfig_file(&seams::Host::real(), &args.kubeconfig) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");

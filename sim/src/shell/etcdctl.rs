@@ -272,7 +272,7 @@ impl Ctl<'_> {
                     &target,
                 )
                 .map_err(error)?;
-                let now = self.node.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
+                let now = api::time::now(&*self.node.ctx.clock).strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
                 let line = |msg: &str, extra: String| {
                     format!("{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go\",\"msg\":\"{msg}\",\"path\":\"{file}\",\"data-dir\":\"{dir}\"{extra}}}\n")
                 };
@@ -412,11 +412,7 @@ impl Ctl<'_> {
             .map_err(|e| error(format!("the member sent a bad snapshot: {e}")))?;
         std::fs::write(&part, &bytes).map_err(|e| file_error(&part_name, &e))?;
         std::fs::rename(&part, &path).map_err(|e| file_error(file, &e))?;
-        let now = self
-            .node
-            .ctx
-            .clock
-            .now()
+        let now = api::time::now(&*self.node.ctx.clock)
             .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
         let stdout = format!(

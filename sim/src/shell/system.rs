@@ -76,7 +76,7 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
         Err(e) => return clap_failure(e),
     };
     let runtime = &node.runtime;
-    let now = node.ctx.clock.now();
+    let now = api::time::now(&*node.ctx.clock);
     match cmd.command {
         DockerCommand::Ps { all } => {
             let mut rows = vec![vec![

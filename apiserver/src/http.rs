@@ -18,19 +18,19 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use serde_json::{json, Value};
 use seams::net::Listener;
+use serde_json::{json, Value};
 
 use crate::authn::{self, Caller};
 use crate::error::{Error, Result};
 use crate::healthz::{self};
 use crate::limits::{AcceptBackoff, Budget, InFlight, Limits};
-use crate::timer::ClockTimer;
 use crate::registry::ResourceType;
 use crate::request::{parse_query, route, ApiRequest, Route};
 use crate::response::{error_response, json_response, json_typed, Body};
 use crate::rest::{ListOptions, PatchType, Registry, Scope};
 use crate::selectors::{parse_fields, parse_labels};
+use crate::timer::ClockTimer;
 use crate::{body, discovery, stream};
 
 /// What the server needs to answer requests.
@@ -108,22 +108,20 @@ pub async fn serve(
             http.timer(ClockTimer(clock.clone()))
                 .header_read_timeout(header_timeout);
             let served = match tls {
-                Some(acceptor) => {
-                    match clock.timeout(header_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let io = hyper_util::rt::TokioIo::new(stream);
-                            http.serve_connection(io, service).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
+                Some(acceptor) => match clock.timeout(header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        http.serve_connection(io, service).await
                     }
-                }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
                 None => {
                     let io = hyper_util::rt::TokioIo::new(tcp);
                     http.serve_connection(io, service).await

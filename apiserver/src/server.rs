@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use seams::net::Listener;
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
@@ -106,7 +106,11 @@ impl Drop for Running {
 /// (retrying until etcd answers, as kube-apiserver's bootstrap controller does).
 pub async fn start(listener: Box<dyn Listener>, config: Config) -> Result<Running> {
     let addr = listener.local_addr();
-    let store = Store::new(config.etcd_servers.clone(), config.etcd_timeout)?;
+    let store = Store::new(
+        config.etcd_servers.clone(),
+        config.etcd_timeout,
+        &config.host,
+    )?;
     let registry = Registry {
         store,
         clock: config.host.clock.clone(),

@@ -22,7 +22,11 @@ impl Future for ClockSleep {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let sleep = self.get_mut().0.get_mut().unwrap_or_else(|e| e.into_inner());
+        let sleep = self
+            .get_mut()
+            .0
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner());
         sleep.as_mut().poll(cx)
     }
 }

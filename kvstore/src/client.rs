@@ -20,13 +20,21 @@
 //!
 //! Errors come back as the crate's [`Error`], decoded from etcd's gRPC messages, so a
 //! caller can tell `request timed out` from `no leader` from `compacted`.
+//!
+//! Connections are dialed through the [`Network`](seams::net::Network) in the config
+//! ([`Dialer`]): real TCP by default, the simulator's node addresses when it says so.
 
+use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper_util::rt::TokioIo;
+use seams::net::{BoxFuture, BoxStream, SharedNetwork};
+use seams::Tcp;
 use tokio_stream::StreamExt as _;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
 use crate::error::{Error, Result};
@@ -189,16 +197,69 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// How long to wait for a TCP connection to one member.
     pub connect_timeout: Duration,
+    /// Where connections come from (real TCP by default).
+    pub network: SharedNetwork,
 }
 
 impl ClientConfig {
-    /// Defaults close to kube-apiserver's: 5 s per call, 1 s to connect.
+    /// Defaults close to kube-apiserver's: 5 s per call, 1 s to connect, over TCP.
     pub fn new(endpoints: Vec<String>) -> Self {
         ClientConfig {
             endpoints,
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(1),
+            network: Tcp::shared(),
         }
+    }
+}
+
+/// tonic's connector over the client's network: dials the `host:port` of an endpoint's
+/// URL (port 80, or 443 for `https`, when the URL names none, as an HTTP client would).
+/// A failed dial is a `tonic::ConnectError` to the caller, which is how a request that
+/// never left is told from one that was lost (`Failure::of`).
+#[derive(Clone)]
+pub struct Dialer {
+    network: SharedNetwork,
+}
+
+impl Dialer {
+    /// Dials through `network`.
+    pub fn new(network: SharedNetwork) -> Self {
+        Dialer { network }
+    }
+}
+
+/// The `host:port` an endpoint's URL names.
+fn dial_address(uri: &Uri) -> io::Result<String> {
+    let authority = uri
+        .authority()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{uri}: no host")))?;
+    if authority.port().is_some() {
+        return Ok(authority.as_str().to_string());
+    }
+    let port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    Ok(format!("{}:{port}", authority.host()))
+}
+
+impl tower_service::Service<Uri> for Dialer {
+    type Response = TokioIo<BoxStream>;
+    type Error = io::Error;
+    type Future = BoxFuture<'static, io::Result<TokioIo<BoxStream>>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let network = self.network.clone();
+        Box::pin(async move {
+            let addr = dial_address(&uri)?;
+            Ok(TokioIo::new(network.connect(&addr).await?))
+        })
     }
 }
 
@@ -228,8 +289,12 @@ impl Client {
                 } else {
                     format!("http://{url}")
                 };
+                let dialer = Dialer::new(config.network.clone());
                 Endpoint::from_shared(url.clone())
-                    .map(|e| e.connect_timeout(config.connect_timeout).connect_lazy())
+                    .map(|e| {
+                        e.connect_timeout(config.connect_timeout)
+                            .connect_with_connector_lazy(dialer)
+                    })
                     .map_err(|e| Error::Unavailable(format!("bad endpoint {url}: {e}")))
             })
             .collect::<Result<_>>()?;

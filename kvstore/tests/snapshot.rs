@@ -3,7 +3,6 @@
 //! directories with `kvctl snapshot restore`, start a new cluster on them, and read
 //! every key back at the same revision.
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,6 +10,8 @@ use kvstore::client::{Client, ClientConfig};
 use kvstore::proto::etcdserverpb::{PutRequest, RangeRequest};
 use kvstore::server::{self, ServerConfig};
 use kvstore::{snapshot, ClusterInfo, Request};
+use seams::net::Listener;
+use seams::Tcp;
 
 mod support;
 use support::tools::{self, ETCDCTL};
@@ -93,19 +94,20 @@ async fn save_restore_and_read_back_at_the_same_revision() {
     );
 
     // A new cluster, new addresses, restored from the file.
-    let listeners: Vec<(TcpListener, TcpListener)> = (0..3)
+    let network = Tcp::shared();
+    let listeners: Vec<(Box<dyn Listener>, Box<dyn Listener>)> = (0..3)
         .map(|_| {
             (
-                TcpListener::bind("127.0.0.1:0").unwrap(),
-                TcpListener::bind("127.0.0.1:0").unwrap(),
+                network.listen("127.0.0.1:0").unwrap(),
+                network.listen("127.0.0.1:0").unwrap(),
             )
         })
         .collect();
-    let url = |l: &TcpListener| format!("http://{}", l.local_addr().unwrap());
+    let url = |l: &dyn Listener| format!("http://{}", l.local_addr());
     let spec: Vec<String> = listeners
         .iter()
         .enumerate()
-        .map(|(i, (p, _))| format!("new{}={}", i + 1, url(p)))
+        .map(|(i, (p, _))| format!("new{}={}", i + 1, url(p.as_ref())))
         .collect();
     let spec = spec.join(",");
     let mut servers = Vec::new();
@@ -133,7 +135,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let client_url = url(&client_listener);
+        let client_url = url(client_listener.as_ref());
         let cluster = ClusterInfo::parse_initial_cluster(
             &spec,
             "restored",
@@ -153,7 +155,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             request_timeout: Duration::from_millis(1500),
             snapshot_count: 100_000,
             max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
-            network: Default::default(),
+            network: network.clone(),
         };
         servers.push(
             server::start_on(config, peer, client_listener)

@@ -66,10 +66,9 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
             let running = node2.runtime.list().await.into_iter().any(|c| {
                 c.name.contains("kube-apiserver") && matches!(c.state, State::Running { .. })
             });
-            let listening = match cluster.network.resolve("10.0.0.12", 6443) {
-                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
-                None => false,
-            };
+            let listening = seams::Network::connect(&*cluster.network, "10.0.0.12:6443")
+                .await
+                .is_ok();
             if node2.ctx.path(&manifest).exists() {
                 Err(format!("{manifest} still exists"))
             } else if running || listening {

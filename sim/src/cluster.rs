@@ -249,10 +249,11 @@ impl Cluster {
         let urls = NODES
             .iter()
             .filter(|n| n.2)
-            .map(|n| self.network.resolve_url(&format!("https://{}:6443", n.1)))
+            .map(|n| format!("https://{}:6443", n.1))
             .collect();
+        // The admin sits at node1's console: the cluster's network, node1's clock.
         Client::new(
-            &seams::Host::real(),
+            &self.nodes[0].ctx.host(),
             urls,
             Some(&self.ca.cert_pem),
             Some(self.admin_token.clone()),
@@ -263,7 +264,12 @@ impl Cluster {
     /// A kubeconfig for *this* machine's real `kubectl`: the admin, talking to node1's
     /// apiserver at its loopback address.
     pub fn host_kubeconfig(&self) -> String {
-        let url = self.network.resolve_url("https://10.0.0.11:6443");
+        // The real tools cannot use the simulated network: they get the loopback port
+        // behind node1's address.
+        let url = match self.network.resolve("10.0.0.11", 6443) {
+            Some(addr) => format!("https://{addr}"),
+            None => "https://10.0.0.11:6443".to_string(),
+        };
         Kubeconfig::new(
             "cluster.local",
             &url,

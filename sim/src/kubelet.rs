@@ -108,10 +108,6 @@ pub fn client(node: &NodeContext) -> Result<Client> {
             .map(|s| format!("https://{}", s.trim_end_matches(';').trim()))
             .collect();
     }
-    let servers = servers
-        .iter()
-        .map(|s| node.network.resolve_url(s))
-        .collect();
     Client::new(
         &node.host(),
         servers,

@@ -26,7 +26,8 @@ fn text(code: StatusCode, s: String) -> Response<Body> {
 
 /// Serves until aborted.
 pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
-    let listener = match node.network.listen_async(&node.ip, KUBELET_PORT) {
+    let address = format!("{}:{KUBELET_PORT}", node.ip);
+    let mut listener = match seams::Network::listen(&*node.network, &address) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(node = %node.name, error = %e, "the kubelet cannot listen");
@@ -37,7 +38,7 @@ pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted.stream,
                 Err(_) => continue,
             },
             Some(_) = connections.join_next() => continue,

@@ -99,7 +99,7 @@ impl NodeContext {
     /// What the node's components are built on: its network and its clock.
     pub fn host(&self) -> seams::Host {
         seams::Host {
-            network: seams::Tcp::shared(),
+            network: self.network.clone(),
             clock: self.clock.clone(),
             rng: seams::Rng::from_entropy(),
         }

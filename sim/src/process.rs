@@ -10,11 +10,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use kvstore::server::{self, PeerNetwork, ServerConfig};
+use kvstore::server::{self, ServerConfig};
 use kvstore::ClusterInfo;
 
 use crate::error::{Error, Result};
-use crate::network::Dialer;
 use crate::node::NodeContext;
 use crate::runtime::Logs;
 use crate::workloads;
@@ -136,9 +135,10 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         .find(|m| m.name == f.name)
         .map(|m| m.id)
         .ok_or_else(|| Error::Invalid(format!("no member {}", f.name)))?;
-    let (client_host, client_port) = host_port(&f.listen_client_urls)?;
-    let (peer_host, peer_port) = host_port(&f.listen_peer_urls)?;
-    let network = &node.network;
+    // A listen URL without a port is a bad flag, said as one (the network would only
+    // say it cannot listen there).
+    host_port(&f.listen_client_urls)?;
+    host_port(&f.listen_peer_urls)?;
     let heartbeat = Duration::from_millis(f.heartbeat_interval);
     let election = Duration::from_millis(f.election_timeout);
     let config = ServerConfig {
@@ -152,11 +152,9 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         request_timeout: Duration::from_secs(2).max(4 * election),
         snapshot_count: 10_000,
         max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
-        network: PeerNetwork(Arc::new(Dialer(network.clone()))),
+        network: node.network.clone(),
     };
-    let peer = network.listen(&peer_host, peer_port).map_err(io)?;
-    let client = network.listen(&client_host, client_port).map_err(io)?;
-    let server = server::start_on(config, peer, client)
+    let server = server::start(config)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
     log(logs, format!(
@@ -207,24 +205,18 @@ async fn kube_apiserver(
 ) -> Result<Process> {
     let f: ApiserverFlags = flags(command)?;
     let read = |p: &str| node.read(p);
-    let mut config = apiserver::server::Config::new(
-        f.etcd_servers
-            .iter()
-            .map(|u| node.network.resolve_url(u))
-            .collect(),
-    );
+    let mut config = apiserver::server::Config::new(f.etcd_servers.clone());
     config.etcd_timeout = Duration::from_secs(2);
     config.advertise = format!("{}:{}", f.advertise_address, f.secure_port);
     config.tls = Some((read(&f.tls_cert_file)?, read(&f.tls_private_key_file)?));
     config.tokens = apiserver::server::parse_token_file(&read(&f.token_auth_file)?)
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let network = node.network.clone();
-    config.kubelets = Arc::new(move |host, port| network.resolve(host, port));
-    config.clock = node.clock.clone();
-    let listener = node
-        .network
-        .listen_async(&f.advertise_address, f.secure_port)
-        .map_err(io)?;
+    config.host = node.host();
+    let listener = seams::Network::listen(
+        &*node.network,
+        &format!("{}:{}", f.advertise_address, f.secure_port),
+    )
+    .map_err(io)?;
     let running = apiserver::server::start(listener, config)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -252,10 +244,9 @@ pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<client_g
     let target = client_go::kubeconfig::Kubeconfig::parse(&text)
         .and_then(|k| k.target())
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let server = node.network.resolve_url(&target.server);
     client_go::client::Client::new(
         &node.host(),
-        vec![server],
+        vec![target.server],
         target.ca_pem.as_deref(),
         target.token,
     )

@@ -174,7 +174,7 @@ fn run(flags: Flags) -> Result<(), Stopped> {
         request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
         snapshot_count: flags.snapshot_count,
         max_request_bytes: flags.max_request_bytes,
-        network: Default::default(),
+        network: seams::Tcp::shared(),
     };
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {

@@ -5,9 +5,11 @@
 //! under `root/etcd<N>`), so stopping one is like killing its process, and restarting
 //! it recovers from its data directory.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use seams::net::SharedNetwork;
+use seams::Tcp;
 
 use crate::error::{Error, Result};
 use crate::membership::{ClusterInfo, MemberInfo};
@@ -45,6 +47,7 @@ pub struct LocalCluster {
     pub timing: Timing,
     root: PathBuf,
     servers: Vec<Option<Server>>,
+    network: SharedNetwork,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -54,16 +57,17 @@ fn io(e: std::io::Error) -> Error {
 impl LocalCluster {
     /// Starts `n` members with data directories under `root`.
     pub async fn start(root: &Path, n: u64, timing: Timing) -> Result<LocalCluster> {
+        let network = Tcp::shared();
         let mut listeners = Vec::new();
         let mut members = Vec::new();
         for id in 1..=n {
-            let peer = TcpListener::bind("127.0.0.1:0").map_err(io)?;
-            let client = TcpListener::bind("127.0.0.1:0").map_err(io)?;
+            let peer = network.listen("127.0.0.1:0").map_err(io)?;
+            let client = network.listen("127.0.0.1:0").map_err(io)?;
             members.push(MemberInfo {
                 id,
                 name: format!("etcd{id}"),
-                peer_urls: vec![format!("http://{}", peer.local_addr().map_err(io)?)],
-                client_urls: vec![format!("http://{}", client.local_addr().map_err(io)?)],
+                peer_urls: vec![format!("http://{}", peer.local_addr())],
+                client_urls: vec![format!("http://{}", client.local_addr())],
             });
             listeners.push((peer, client));
         }
@@ -72,6 +76,7 @@ impl LocalCluster {
             timing,
             root: root.to_path_buf(),
             servers: Vec::new(),
+            network,
         };
         for (i, (peer, client)) in listeners.into_iter().enumerate() {
             let config = cluster.config(i as u64 + 1);
@@ -103,7 +108,7 @@ impl LocalCluster {
             request_timeout: self.timing.request_timeout,
             snapshot_count: self.timing.snapshot_count,
             max_request_bytes: crate::request::MAX_REQUEST_BYTES,
-            network: Default::default(),
+            network: self.network.clone(),
         }
     }
 

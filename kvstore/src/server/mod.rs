@@ -8,12 +8,17 @@
 //!   (etcd's heartbeat interval, 100 ms by default) and runs its Ready loop after every
 //!   batch of events; the sockets below live on the same thread (see the driver for
 //!   why);
-//! - [`transport`]: Raft messages to and from the peers, over TCP on the peer URL;
+//! - [`transport`]: Raft messages to and from the peers, on the peer URL;
 //! - [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services on the
-//!   client URL.
+//!   client URL, served by tonic on the connections of [`incoming`];
 //! - [`authority`]: a thin wrapper on each client connection that repairs the
 //!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
 //! - [`local`]: a whole cluster of members in one process, for tests and the simulator.
+//!
+//! Every socket of the member — its client port, its peer port, its dials to the
+//! peers — comes from one [`Network`](seams::net::Network), given in its
+//! [`ServerConfig`]: real TCP ([`seams::Tcp`]) in the `etcd` binary, node addresses
+//! mapped to loopback in the simulator.
 //!
 //! [`start`] wires them together; the `etcd` binary (`src/bin/etcd.rs`) is a thin shell
 //! over it with etcd's flags.
@@ -21,19 +26,16 @@
 pub mod authority;
 pub mod driver;
 pub mod grpc;
+pub mod incoming;
 #[cfg(any(test, feature = "testing"))]
 pub mod local;
 pub mod transport;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::StreamExt;
+use seams::net::{host_port, Listener, SharedNetwork};
 
 use crate::error::{Error, Result};
 use crate::member::{Member, MemberConfig};
@@ -43,7 +45,8 @@ use crate::proto::etcdserverpb::{
 };
 use crate::storage::sled::SledStorage;
 pub use driver::{Exit, Handle};
-use transport::{host_port, Outbound, Tcp};
+use incoming::Incoming;
+use transport::Outbound;
 
 /// How to run one member (etcd's flags, parsed).
 #[derive(Debug, Clone)]
@@ -71,25 +74,10 @@ pub struct ServerConfig {
     /// `--max-request-bytes`: the largest request a client may send (etcd: 1.5 MiB).
     /// The gRPC server takes messages up to this plus 512 KiB, as etcd's does.
     pub max_request_bytes: usize,
-    /// How to reach peers: real TCP by default; the simulator routes its node
+    /// Where every socket comes from: the client and peer listeners, and the dials to
+    /// the peers. [`seams::Tcp`] for a real member; the simulator routes its node
     /// addresses (`10.0.0.12:2380`) to loopback sockets.
-    pub network: PeerNetwork,
-}
-
-/// The [`transport::Network`] a member dials its peers through.
-#[derive(Clone)]
-pub struct PeerNetwork(pub Arc<dyn transport::Network>);
-
-impl Default for PeerNetwork {
-    fn default() -> Self {
-        PeerNetwork(Arc::new(Tcp))
-    }
-}
-
-impl std::fmt::Debug for PeerNetwork {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PeerNetwork")
-    }
+    pub network: SharedNetwork,
 }
 
 impl ServerConfig {
@@ -107,10 +95,10 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct Server {
     /// Talks to the member directly.
     pub handle: Handle,
-    /// Where the gRPC API listens.
-    pub client_addr: SocketAddr,
+    /// Where the gRPC API listens (`host:port`, as the network names it).
+    pub client_addr: String,
     /// Where peers connect.
-    pub peer_addr: SocketAddr,
+    pub peer_addr: String,
     /// Ends the member's thread, whose runtime holds its sockets, connections and
     /// streams: stopping the member closes all of them at once, as a process exit would.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -161,35 +149,30 @@ impl Drop for Server {
     }
 }
 
-/// Prepares an accepted client connection for tonic. tonic leaves the socket options
-/// of a stream it is handed alone, and with Nagle's algorithm on, a small response
-/// written while the previous one is unacknowledged waits for the client's delayed
-/// ACK: 40 ms on Linux (measured: the p99.9 of puts fell from 43 ms to 7 ms).
-fn client_connection(
-    stream: tokio::net::TcpStream,
-) -> authority::AuthorityFix<tokio::net::TcpStream> {
-    let _ = stream.set_nodelay(true);
-    authority::AuthorityFix::new(stream)
-}
-
 fn io(e: std::io::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
-/// Opens the data directory, binds both listeners, starts the member and serves.
+/// Opens the data directory, listens on both URLs through the config's network, starts
+/// the member and serves.
 pub async fn start(config: ServerConfig) -> Result<Server> {
-    let peer_listener = std::net::TcpListener::bind(host_port(&config.listen_peer)).map_err(io)?;
-    let client_listener =
-        std::net::TcpListener::bind(host_port(&config.listen_client)).map_err(io)?;
+    let peer_listener = config
+        .network
+        .listen(host_port(&config.listen_peer))
+        .map_err(io)?;
+    let client_listener = config
+        .network
+        .listen(host_port(&config.listen_client))
+        .map_err(io)?;
     start_on(config, peer_listener, client_listener).await
 }
 
-/// [`start`] on listeners bound already (tests bind port 0 first, to learn the ports
-/// every member's configuration must name).
+/// [`start`] on listeners made already (tests listen on port 0 first, to learn the
+/// ports every member's configuration must name).
 pub async fn start_on(
     config: ServerConfig,
-    peer_listener: std::net::TcpListener,
-    client_listener: std::net::TcpListener,
+    peer_listener: Box<dyn Listener>,
+    client_listener: Box<dyn Listener>,
 ) -> Result<Server> {
     let storage = SledStorage::open(&config.data_dir, &config.cluster)?;
     let ticks =
@@ -211,8 +194,8 @@ pub async fn start_on(
         max_request_bytes: config.max_request_bytes,
     };
     let member = Member::start(member_config, config.cluster.clone(), storage);
-    let peer_addr = peer_listener.local_addr().map_err(io)?;
-    let client_addr = client_listener.local_addr().map_err(io)?;
+    let peer_addr = peer_listener.local_addr();
+    let client_addr = client_listener.local_addr();
     let peers: HashMap<u64, String> = config
         .cluster
         .members
@@ -226,12 +209,7 @@ pub async fn start_on(
         .build()
         .map_err(io)?;
     let inside = runtime.enter();
-    for listener in [&peer_listener, &client_listener] {
-        listener.set_nonblocking(true).map_err(io)?;
-    }
-    let peer_listener = TcpListener::from_std(peer_listener).map_err(io)?;
-    let client_listener = TcpListener::from_std(client_listener).map_err(io)?;
-    let outbound = Outbound::start(config.network.0.clone(), peers);
+    let outbound = Outbound::start(config.network.clone(), peers);
     let (handle, inbox) = driver::channel();
 
     let api = grpc::Api::new(handle.clone());
@@ -244,9 +222,7 @@ pub async fn start_on(
         .add_service(lease_server::LeaseServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(cluster_server::ClusterServer::new(api.clone()).max_decoding_message_size(max))
         .add_service(maintenance_server::MaintenanceServer::new(api).max_decoding_message_size(max))
-        .serve_with_incoming(
-            TcpListenerStream::new(client_listener).map(|conn| conn.map(client_connection)),
-        );
+        .serve_with_incoming(Incoming::new(client_listener));
     runtime.spawn(transport::serve_peers(peer_listener, handle.clone()));
     runtime.spawn(async move {
         if let Err(e) = grpc.await {
@@ -273,23 +249,4 @@ pub async fn start_on(
         thread: Some(thread),
         exit,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn client_connections_send_small_writes_at_once() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        assert!(
-            !accepted.nodelay().unwrap(),
-            "accepted sockets start with Nagle on"
-        );
-        let connection = client_connection(accepted);
-        assert!(connection.get_ref().nodelay().unwrap());
-    }
 }

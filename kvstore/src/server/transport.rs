@@ -1,4 +1,4 @@
-//! Raft messages between members: length-prefixed protobuf over TCP.
+//! Raft messages between members: length-prefixed protobuf over the peer port.
 //!
 //! Each member listens on its peer URL (port 2380 by convention). For every other
 //! member it keeps one outbound connection; a frame is a 4-byte big-endian length
@@ -13,12 +13,11 @@
 //! while the connection is still being made, is left in the peer's backlog for its
 //! connection task to write when it can. Nothing waits for another thread.
 //!
-//! Outbound connections are made through the [`Network`] seam, and listening sockets
-//! are handed in by the caller (`server::start_on`), so the same code can later run
-//! over an in-memory network (the simulator) instead of real TCP.
+//! Both ends go through the member's [`Network`](seams::net::Network): the peer
+//! listener is one of its listeners ([`serve_peers`]), and every outbound connection is
+//! dialed with it, so the same code runs over real TCP and over the simulator's network.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,44 +26,11 @@ use std::time::Duration;
 
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use seams::net::{BoxStream, Listener, SharedNetwork, Stream};
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, Notify};
 
 use super::driver::Handle;
-
-/// A byte stream in either direction.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-/// A boxed future, as the seam's methods return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where sockets come from: real TCP, or (in the simulator) something else.
-pub trait Network: Send + Sync + 'static {
-    /// Connects to `addr` (`host:port`).
-    fn connect(&self, addr: String) -> BoxFuture<'static, io::Result<Box<dyn Stream>>>;
-}
-
-/// The real network.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Tcp;
-
-impl Network for Tcp {
-    fn connect(&self, addr: String) -> BoxFuture<'static, io::Result<Box<dyn Stream>>> {
-        Box::pin(async move {
-            let stream = TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as Box<dyn Stream>)
-        })
-    }
-}
-
-/// `http://10.0.0.11:2380` → `10.0.0.11:2380`.
-pub fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.trim_end_matches('/')
-}
 
 /// The largest frame a peer may send (a batch of big entries).
 const MAX_FRAME: usize = 64 * 1024 * 1024;
@@ -79,7 +45,7 @@ const MAX_BACKLOG: usize = MAX_FRAME;
 #[derive(Default)]
 struct Link {
     /// The connection's write half; `None` while (re)connecting.
-    writer: Option<tokio::io::WriteHalf<Box<dyn Stream>>>,
+    writer: Option<tokio::io::WriteHalf<BoxStream>>,
     /// Frames not written yet: the socket was full, or is not connected yet.
     backlog: Vec<u8>,
 }
@@ -117,8 +83,9 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Starts one connection task per peer (`id → host:port`) on the current runtime.
-    pub fn start(network: Arc<dyn Network>, peers: HashMap<u64, String>) -> Self {
+    /// Starts one connection task per peer (`id → host:port`) on the current runtime,
+    /// dialing through `network`.
+    pub fn start(network: SharedNetwork, peers: HashMap<u64, String>) -> Self {
         let mut links = HashMap::new();
         let (report, unreachable) = mpsc::unbounded_channel();
         for (id, addr) in peers {
@@ -189,7 +156,7 @@ impl Outbound {
 /// half to the [`Link`], writes the backlog whenever told, and starts over when the
 /// connection fails or the peer closes it.
 async fn connection_loop(
-    network: Arc<dyn Network>,
+    network: SharedNetwork,
     (peer, addr): (u64, String),
     link: Arc<Mutex<Link>>,
     wake: Arc<Notify>,
@@ -197,7 +164,7 @@ async fn connection_loop(
 ) {
     let mut backoff = Duration::from_millis(10);
     loop {
-        let stream = match network.connect(addr.clone()).await {
+        let stream = match network.connect(&addr).await {
             Ok(stream) => {
                 backoff = Duration::from_millis(10);
                 stream
@@ -244,13 +211,12 @@ async fn connection_loop(
 }
 
 /// Accepts peer connections on `listener` and hands every message to the member.
-pub async fn serve_peers(listener: TcpListener, member: Handle) {
+pub async fn serve_peers(mut listener: Box<dyn Listener>, member: Handle) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok(accepted) = listener.accept().await else {
             continue;
         };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(receive_loop(stream, member.clone()));
+        tokio::spawn(receive_loop(accepted.stream, member.clone()));
     }
 }
 
@@ -294,6 +260,8 @@ async fn read_frames(stream: impl Stream, member: &Handle, from: &mut Option<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use seams::Tcp;
+    use tokio::net::{TcpListener, TcpStream};
 
     /// A peer that restarts closes our connection; the next message must not be
     /// written into the dead one and lost (it may be the only vote request of an
@@ -302,7 +270,7 @@ mod tests {
     async fn a_connection_the_peer_closed_is_replaced_before_the_next_message() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let outbound = Outbound::start(Arc::new(Tcp), HashMap::from([(2, addr)]));
+        let outbound = Outbound::start(Tcp::shared(), HashMap::from([(2, addr)]));
         let deadline = Duration::from_secs(10);
         let (first, _) = tokio::time::timeout(deadline, listener.accept())
             .await
@@ -343,7 +311,7 @@ mod tests {
     async fn what_the_socket_cannot_take_at_once_follows_in_order() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let outbound = Outbound::start(Arc::new(Tcp), HashMap::from([(2, addr)]));
+        let outbound = Outbound::start(Tcp::shared(), HashMap::from([(2, addr)]));
         let append = |index: u64| {
             let mut m = Message::default();
             m.set_msg_type(raft::eraftpb::MessageType::MsgAppend);
@@ -372,12 +340,5 @@ mod tests {
             .await
             .expect("every message arrives");
         assert!(rest.iter().map(|m| m.index).eq(10..10 + 64 * 32));
-    }
-
-    #[test]
-    fn urls_become_socket_addresses() {
-        assert_eq!(host_port("http://10.0.0.11:2380"), "10.0.0.11:2380");
-        assert_eq!(host_port("https://127.0.0.1:2379/"), "127.0.0.1:2379");
-        assert_eq!(host_port("127.0.0.1:2380"), "127.0.0.1:2380");
     }
 }

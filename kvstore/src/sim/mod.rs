@@ -21,7 +21,6 @@
 mod faults;
 pub mod history;
 mod invariants;
-mod rng;
 mod transcript;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -38,7 +37,9 @@ use crate::watch::WatchCreate;
 
 pub use history::{Outcome, Record};
 pub use invariants::Invariants;
-pub use rng::SplitMix64;
+/// The seeded generator behind every random choice here: the one all of miniplane draws
+/// from (`seams/src/rand.rs`), so a simulation is a pure function of its seed.
+pub use seams::rand::SplitMix64;
 
 /// Knobs of a simulated cluster. Ticks are abstract; think of one as etcd's 100 ms
 /// heartbeat.

@@ -152,17 +152,19 @@ impl Ctl<'_> {
             .map_err(|e| file_error(path, &e))
     }
 
-    fn resolve(&self, url: &str) -> String {
-        let url = if url.contains("://") {
-            url.to_string()
+    /// An endpoint as a URL (`10.0.0.11:2379` → `http://10.0.0.11:2379`), dialed
+    /// through the cluster's network.
+    fn url(&self, endpoint: &str) -> String {
+        if endpoint.contains("://") {
+            endpoint.to_string()
         } else {
-            format!("http://{url}")
-        };
-        self.cluster.network.resolve_url(&url)
+            format!("http://{endpoint}")
+        }
     }
 
     fn client(&self, endpoints: &[String]) -> Result<Client, Output> {
-        let mut config = ClientConfig::new(endpoints.iter().map(|e| self.resolve(e)).collect());
+        let mut config = ClientConfig::new(endpoints.iter().map(|e| self.url(e)).collect());
+        config.network = self.cluster.network.clone();
         // One endpoint (status, health): a dead member should not hold the answer up.
         config.timeout = if endpoints.len() == 1 {
             Duration::from_secs(1)
@@ -299,14 +301,15 @@ impl Ctl<'_> {
     async fn members(&self) -> Result<Vec<kvstore::proto::etcdserverpb::Member>, Output> {
         let mut last = String::from("no endpoints");
         for e in &self.endpoints {
-            let url = self.resolve(e);
+            let url = self.url(e);
             let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url) else {
                 continue;
             };
             let endpoint = endpoint
                 .connect_timeout(Duration::from_secs(1))
                 .timeout(Duration::from_secs(3));
-            match endpoint.connect().await {
+            let dialer = kvstore::client::Dialer::new(self.cluster.network.clone());
+            match endpoint.connect_with_connector(dialer).await {
                 Ok(channel) => match ClusterClient::new(channel)
                     .member_list(MemberListRequest::default())
                     .await

@@ -3,7 +3,7 @@
 //! controllers start one; so does the simulator.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kvstore::server::local::{LocalCluster, Timing};
 use seams::Network as _;
@@ -67,12 +67,13 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let until = Instant::now() + deadline;
+    let clock = seams::SystemClock::shared();
+    let until = clock.now() + deadline;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < until, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(clock.now() < until, "never happened: {what}");
+        clock.sleep(Duration::from_millis(50)).await;
     }
 }

@@ -133,7 +133,7 @@ pub async fn watch(
                     }
                     Err(_) => {
                         failures += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        clock.sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
@@ -173,7 +173,7 @@ pub async fn watch(
         let bounded = async {
             match timeout {
                 Some(t) => {
-                    let _ = tokio::time::timeout(t, run).await;
+                    let _ = clock.timeout(t, run).await;
                 }
                 None => run.await,
             }

@@ -50,7 +50,7 @@ async fn main() -> ExitCode {
         }
     };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    let mut config = Config::new(&format!("{host}_{}", uuid::Uuid::new_v4()));
+    let mut config = Config::new(&format!("{host}_{}", seams::Rng::from_entropy().uuid()));
     if !args.leader_elect {
         config.leader_election = None;
     }

@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
         }
     };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    let identity = format!("{host}_{}", uuid::Uuid::new_v4());
+    let identity = format!("{host}_{}", seams::Rng::from_entropy().uuid());
     let leader_election = args.leader_elect.then(|| leaderelection::Config {
         lease_duration: Duration::from_secs(args.leader_elect_lease_duration),
         renew_deadline: Duration::from_secs(args.leader_elect_renew_deadline),

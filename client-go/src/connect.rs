@@ -1,4 +1,4 @@
-//! The client's connections come from the [`Network`] it was given: a hyper connector
+//! The client's connections come from the [`Network`](seams::Network) it was given: a hyper connector
 //! (a `Service<Uri>`) that dials `host:port` of the request's URL through the seam, so
 //! the same client works over real TCP and over the simulator's network. TLS is layered
 //! on top by hyper-rustls, as over any connector.

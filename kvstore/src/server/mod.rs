@@ -13,7 +13,7 @@
 //!   client URL, served by tonic on the connections of [`incoming`];
 //! - [`authority`]: a thin wrapper on each client connection that repairs the
 //!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
-//! - [`local`]: a whole cluster of members in one process, for tests and the simulator.
+//! - `local` (feature `testing`): a whole cluster of members in one process, for tests.
 //!
 //! Every socket of the member — its client port, its peer port, its dials to the
 //! peers — comes from one [`Network`](seams::net::Network), given in its

@@ -111,6 +111,7 @@ pub mod client;
 pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod flags;
 pub mod healthz;
 pub mod http;
 pub mod informer;

@@ -190,6 +190,7 @@ async fn sync_static(runtime: &Runtime, statics: &BTreeMap<String, Pod>) {
                     name,
                     image,
                     command,
+                    ..ContainerSpec::default()
                 };
                 if let Err(e) = runtime.run(spec).await {
                     tracing::warn!(error = %e, "a static pod did not start");
@@ -520,6 +521,7 @@ async fn sync_container(
                 name: name.into(),
                 image: c.image.clone(),
                 command,
+                ..ContainerSpec::default()
             };
             let _ = runtime.run(spec).await;
             status.state.running = Some(ContainerStateRunning {
@@ -535,6 +537,9 @@ async fn sync_container(
                 });
                 status.ready = true;
                 status.started = Some(true);
+            }
+            State::Created => {
+                let _ = runtime.start(name).await;
             }
             State::Exited { code, .. } => {
                 let always =

@@ -90,6 +90,8 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
             for c in runtime.list().await {
                 let status = match c.state {
                     State::Running { since } => format!("Up {}", age(since, now)),
+                    State::Created if all => "Created".into(),
+                    State::Created => continue,
                     State::Exited { code, at } if all => {
                         format!("Exited ({code}) {} ago", age(at, now))
                     }
@@ -131,6 +133,7 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
                 name,
                 image,
                 command,
+                ..Default::default()
             };
             match runtime.run(spec).await {
                 Ok(id) => Output::ok(format!("{id}\n")),

@@ -67,6 +67,13 @@ impl Node {
     pub async fn kubelet_running(&self) -> bool {
         self.kubelet.lock().await.is_some()
     }
+
+    /// The running kubelet's count of finished rounds, to wait on.
+    pub async fn kubelet_syncs(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<crate::kubelet::Syncs>> {
+        self.kubelet.lock().await.as_ref().map(Kubelet::syncs)
+    }
 }
 
 pub struct Cluster {

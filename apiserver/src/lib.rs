@@ -114,6 +114,7 @@ pub mod authn;
 pub mod body;
 pub mod discovery;
 pub mod error;
+pub mod flags;
 pub mod healthz;
 pub mod http;
 pub mod limits;

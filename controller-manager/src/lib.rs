@@ -55,6 +55,7 @@
 //! - Rate limits on evictions.
 
 pub mod deployment;
+pub mod flags;
 pub mod gc;
 pub mod nodelifecycle;
 pub mod replicaset;

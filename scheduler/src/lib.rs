@@ -57,6 +57,7 @@
 //! - The scheduling queue's backoff: pending pods are retried on every change.
 
 pub mod filters;
+pub mod flags;
 pub mod run;
 pub mod schedule;
 #[cfg(any(test, feature = "testing"))]

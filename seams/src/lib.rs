@@ -42,6 +42,7 @@
 //! `host:port` strings, as in the components' flags.
 
 pub mod clock;
+pub mod duration;
 pub mod net;
 pub mod rand;
 

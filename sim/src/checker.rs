@@ -94,6 +94,7 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
         match node2.runtime.info("etcd2").await.map(|c| c.state) {
             Some(State::Exited { code, .. }) => Ok(format!("container etcd2 exited ({code})")),
             Some(State::Running { .. }) => Err("container etcd2 is running".into()),
+            Some(State::Created) => Err("container etcd2 has never run".into()),
             None => Err("no container etcd2 on node2".into()),
         }
     }));

@@ -8,8 +8,11 @@
 //! (`examples/`). Start with [`kvstore`], the etcd of the cluster: everything else
 //! stores its state there.
 
+pub use api;
 pub use apiserver;
+pub use client_go;
 pub use controller_manager;
 pub use kvstore;
 pub use scheduler;
+pub use seams;
 pub use sim;

@@ -34,7 +34,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::http::Route;
+use crate::request::Route;
 
 /// Who a request comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]

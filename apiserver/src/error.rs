@@ -4,33 +4,7 @@
 
 use crate::types::{ListMeta, Status, StatusCause, StatusDetails};
 
-/// Which object an error is about: `pods` "alpine" in group "".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Target {
-    pub group: String,
-    /// The plural resource, as kube-apiserver puts it in messages (`pods "x" not found`).
-    pub resource: String,
-    pub name: String,
-}
-
-impl Target {
-    pub fn new(group: &str, resource: &str, name: &str) -> Self {
-        Target {
-            group: group.to_string(),
-            resource: resource.to_string(),
-            name: name.to_string(),
-        }
-    }
-
-    /// `pods` or `replicasets.apps`, as messages name a resource.
-    fn qualified(&self) -> String {
-        if self.group.is_empty() {
-            self.resource.clone()
-        } else {
-            format!("{}.{}", self.resource, self.group)
-        }
-    }
-}
+pub use api::Target;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
@@ -78,16 +52,10 @@ pub enum Error {
     StorageUnavailable(String),
     #[error("Internal error occurred: {0}")]
     Internal(String),
-    /// (client side) No apiserver could be reached.
-    #[error("unable to reach the API server: {0}")]
-    Unreachable(String),
-    /// (client side) The apiserver answered with a failure the variants above do not name.
+    /// A kubelet answered a proxied request (`kubectl logs`) with this failure; it is
+    /// passed through as kube-apiserver passes it.
     #[error("{message}")]
-    Remote {
-        code: u16,
-        reason: String,
-        message: String,
-    },
+    Upstream { code: u16, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -130,8 +98,7 @@ impl Error {
             Error::Timeout(_) => 408,
             Error::StorageUnavailable(_) => 503,
             Error::Internal(_) => 500,
-            Error::Unreachable(_) => 503,
-            Error::Remote { code, .. } => *code,
+            Error::Upstream { code, .. } => *code,
         }
     }
 
@@ -152,8 +119,7 @@ impl Error {
             Error::Timeout(_) => "Timeout",
             Error::StorageUnavailable(_) => "ServiceUnavailable",
             Error::Internal(_) => "InternalError",
-            Error::Unreachable(_) => "ServiceUnavailable",
-            Error::Remote { .. } => "Unknown",
+            Error::Upstream { .. } => "Unknown",
         }
     }
 
@@ -196,6 +162,12 @@ impl Error {
             details,
             code: self.code(),
         }
+    }
+}
+
+impl From<api::selectors::ParseError> for Error {
+    fn from(e: api::selectors::ParseError) -> Self {
+        Error::BadRequest(e.0)
     }
 }
 

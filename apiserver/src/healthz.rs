@@ -31,7 +31,8 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 
 use crate::error::{Error, Result};
-use crate::http::{query_values, Body};
+use crate::request::query_values;
+use crate::response::Body;
 use crate::store::Store;
 
 /// The three health endpoints.

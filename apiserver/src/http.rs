@@ -1,4 +1,4 @@
-//! The HTTP edge: hyper accepts connections, [`route`] turns a path into what it names,
+//! The HTTP edge: hyper accepts connections, [`crate::request::route`] turns a path into what it names,
 //! and [`handle`] runs the verb and writes JSON (or a Table, or a watch stream).
 //!
 //! URL shapes, as kube-apiserver serves them:
@@ -16,24 +16,22 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use seams::net::Listener;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 
 use crate::authn::{self, Caller};
 use crate::error::{Error, Result};
-use crate::healthz::{self, Endpoint};
+use crate::healthz::{self};
 use crate::limits::{AcceptBackoff, Budget, InFlight, Limits};
-use crate::registry::{self, ResourceType};
+use crate::registry::ResourceType;
+use crate::request::{parse_query, route, ApiRequest, Route};
+use crate::response::{error_response, json_response, json_typed, Body};
 use crate::rest::{ListOptions, PatchType, Registry, Scope};
 use crate::selectors::{parse_fields, parse_labels};
+use crate::timer::ClockTimer;
 use crate::{body, discovery, stream};
-
-pub type Body = BoxBody<Bytes, Infallible>;
 
 /// What the server needs to answer requests.
 pub struct ApiServer {
@@ -42,161 +40,12 @@ pub struct ApiServer {
     pub advertise: String,
     /// Bearer token → user name; when empty, requests need no token.
     pub tokens: HashMap<String, String>,
-    /// Where a node's kubelet is, for `pods/log`.
-    pub kubelets: crate::logs::Resolver,
+    /// Dials a node's kubelet, for `pods/log`.
+    pub network: seams::net::SharedNetwork,
     /// Bounds on connections, bodies and time.
     pub limits: Limits,
     /// The requests being served now, against `limits`' in-flight budgets.
     pub inflight: InFlight,
-}
-
-/// What a path names.
-#[derive(Debug, PartialEq)]
-pub enum Route {
-    Version,
-    /// `/healthz`, `/livez`, `/readyz`, or one of their checks (`/readyz/etcd`).
-    Health(Endpoint, Option<String>),
-    Api,
-    Apis,
-    ApiGroup(String),
-    GroupVersion(String, String),
-    OpenApiIndex,
-    OpenApi(String),
-    Resource {
-        rt: &'static ResourceType,
-        namespace: Option<String>,
-        name: Option<String>,
-        sub: Option<String>,
-    },
-}
-
-/// Parses a path (without the query) into a route.
-pub fn route(path: &str) -> Option<Route> {
-    let segs: Vec<&str> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    Some(match segs[..] {
-        ["version"] => Route::Version,
-        [first, ref check @ ..] if check.len() <= 1 && Endpoint::from_segment(first).is_some() => {
-            let endpoint = Endpoint::from_segment(first)?;
-            Route::Health(endpoint, check.first().map(|c| c.to_string()))
-        }
-        ["api"] => Route::Api,
-        ["apis"] => Route::Apis,
-        ["api", "v1"] => Route::GroupVersion(String::new(), "v1".into()),
-        ["apis", g] => Route::ApiGroup(g.into()),
-        ["apis", g, v] => Route::GroupVersion(g.into(), v.into()),
-        ["openapi", "v3"] => Route::OpenApiIndex,
-        ["openapi", "v3", ..] => Route::OpenApi(segs[2..].join("/")),
-        ["api", "v1", ref rest @ ..] => resource_route("", "v1", rest)?,
-        ["apis", g, v, ref rest @ ..] => resource_route(g, v, rest)?,
-        _ => return None,
-    })
-}
-
-fn resource_route(group: &str, version: &str, rest: &[&str]) -> Option<Route> {
-    let namespaced = match rest {
-        ["namespaces", ns, plural, tail @ ..] if tail.len() <= 2 => {
-            registry::find(group, version, plural)
-                .filter(|rt| rt.namespaced)
-                .map(|rt| (rt, Some(ns.to_string()), tail))
-        }
-        _ => None,
-    };
-    let (rt, namespace, tail) = match namespaced {
-        Some(found) => found,
-        None => {
-            let (plural, tail) = rest.split_first()?;
-            let rt = registry::find(group, version, plural)?;
-            if rt.namespaced && !tail.is_empty() {
-                return None;
-            }
-            (rt, None, tail)
-        }
-    };
-    if tail.len() > 2 {
-        return None;
-    }
-    Some(Route::Resource {
-        rt,
-        namespace,
-        name: tail.first().map(|s| s.to_string()),
-        sub: tail.get(1).map(|s| s.to_string()),
-    })
-}
-
-/// `a=b&c=d%3De` → a map, percent-decoded.
-pub fn parse_query(query: &str) -> HashMap<String, String> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-/// Every value of `key` in a query, percent-decoded (`exclude=a&exclude=b`).
-pub fn query_values(query: &str, key: &str) -> Vec<String> {
-    query
-        .split('&')
-        .filter_map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k) == key).then(|| percent_decode(v))
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// A JSON response.
-pub fn json_response(code: u16, v: &Value) -> Response<Body> {
-    json_typed(code, v, "application/json")
-}
-
-fn json_typed(code: u16, v: &Value, content_type: &'static str) -> Response<Body> {
-    let body = serde_json::to_vec(v).expect("a JSON value always serialises");
-    let mut r = Response::new(Full::new(Bytes::from(body)).boxed());
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    r
-}
-
-/// An error as a `Status` body (with `Retry-After` when the client should retry).
-pub fn error_response(e: &Error) -> Response<Body> {
-    let mut r = json_response(
-        e.code(),
-        &serde_json::to_value(e.to_status()).unwrap_or_default(),
-    );
-    if let Error::TooManyRequests = e {
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
-    }
-    r
 }
 
 /// Accepts connections until the task is aborted, one task per connection; with
@@ -206,12 +55,13 @@ pub fn error_response(e: &Error) -> Response<Body> {
 /// connection's handshake and request heads have `header_read_timeout`
 /// ([`crate::limits`]).
 pub async fn serve(
-    listener: TcpListener,
+    mut listener: Box<dyn Listener>,
     server: Arc<ApiServer>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     accept_errors: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let limits = server.limits.clone();
+    let clock = server.registry.clock.clone();
     let places = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     let mut backoff = AcceptBackoff::default();
     // Connections live in a set owned by this loop: when the loop is aborted (the
@@ -220,16 +70,16 @@ pub async fn serve(
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => {
+                Ok(accepted) => {
                     backoff.succeeded();
-                    tcp
+                    accepted.stream
                 }
                 Err(e) => {
                     accept_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let wait = backoff.failed();
                     tracing::warn!(error = %e, wait_ms = wait.as_millis() as u64,
                                    "accepting a connection failed; trying again after a pause");
-                    tokio::time::sleep(wait).await;
+                    clock.sleep(wait).await;
                     continue;
                 }
             },
@@ -242,10 +92,10 @@ pub async fn serve(
             );
             continue; // dropping `tcp` closes it
         };
-        // Watch events and responses are small writes: send each at once (Go's net
-        // package sets TCP_NODELAY on every connection of the real apiserver).
-        let _ = tcp.set_nodelay(true);
+        // (Watch events and responses are small writes; the real network sends each
+        // at once, TCP_NODELAY, as Go's net package does for the real apiserver.)
         let server = server.clone();
+        let clock = clock.clone();
         let tls = tls.clone();
         let header_timeout = limits.header_read_timeout;
         connections.spawn(async move {
@@ -255,25 +105,23 @@ pub async fn serve(
                 async move { Ok::<_, Infallible>(handle(server, req).await) }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
-            http.timer(hyper_util::rt::TokioTimer::new())
+            http.timer(ClockTimer(clock.clone()))
                 .header_read_timeout(header_timeout);
             let served = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
-                        Ok(Ok(stream)) => {
-                            let io = hyper_util::rt::TokioIo::new(stream);
-                            http.serve_connection(io, service).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            return;
-                        }
+                Some(acceptor) => match clock.timeout(header_timeout, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        http.serve_connection(io, service).await
                     }
-                }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!("TLS handshake timed out");
+                        return;
+                    }
+                },
                 None => {
                     let io = hyper_util::rt::TokioIo::new(tcp);
                     http.serve_connection(io, service).await
@@ -319,7 +167,7 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
         Ok(place) => place,
         Err(e) => return error_response(&e),
     };
-    let body = match crate::limits::read_body(body, &server.limits).await {
+    let body = match crate::limits::read_body(body, &server.limits, &server.registry.clock).await {
         Ok(bytes) => bytes,
         Err(e) => return error_response(&e),
     };
@@ -348,71 +196,6 @@ fn budget(method: &Method, target: Option<&Route>, query: &HashMap<String, Strin
         _ if watch => Budget::Exempt,
         _ if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) => Budget::ReadOnly,
         _ => Budget::Mutating,
-    }
-}
-
-/// A request with its body read.
-pub struct ApiRequest {
-    pub method: Method,
-    pub query: HashMap<String, String>,
-    /// The query as sent, for parameters that may repeat (`dryRun`).
-    pub raw_query: String,
-    pub accept: String,
-    pub content_type: String,
-    pub body: Bytes,
-}
-
-impl ApiRequest {
-    /// The body as JSON, whatever it was sent as ([`crate::body`]).
-    fn json_body(&self) -> Result<Value> {
-        let media = self.content_type.split(';').next().unwrap_or("").trim();
-        if media == "application/vnd.kubernetes.protobuf" {
-            return crate::protobuf::decode(&self.body);
-        }
-        if media.contains("protobuf") || media.contains("cbor") {
-            return Err(Error::UnsupportedMediaType);
-        }
-        if self.body.is_empty() {
-            return Err(Error::BadRequest("the request has no body".into()));
-        }
-        if media == "application/apply-patch+yaml" {
-            return body::apply_yaml(&self.body);
-        }
-        body::json(&self.body)
-    }
-
-    fn wants_table(&self) -> bool {
-        self.accept.contains("as=Table")
-    }
-
-    fn flag(&self, name: &str) -> bool {
-        matches!(self.query.get(name).map(String::as_str), Some("true" | "1"))
-    }
-
-    /// `dryRun=All`: validate and answer, write nothing. `options` is the kind of
-    /// options the verb takes (`CreateOptions`, ...), named in the error for any other
-    /// value, as kube-apiserver answers it; `more` are values from the body (a
-    /// DeleteOptions' `dryRun`).
-    fn dry_run(&self, options: &str, more: &[String]) -> Result<bool> {
-        let mut values = query_values(&self.raw_query, "dryRun");
-        values.extend(more.iter().cloned());
-        if values.iter().all(|v| v == "All") {
-            return Ok(!values.is_empty());
-        }
-        let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
-        Err(Error::Invalid {
-            group: "meta.k8s.io".into(),
-            kind: options.into(),
-            name: String::new(),
-            causes: vec![crate::types::StatusCause {
-                reason: "FieldValueNotSupported".into(),
-                message: format!(
-                    "Unsupported value: []string{{{}}}: supported values: \"All\"",
-                    shown.join(", ")
-                ),
-                field: "dryRun".into(),
-            }],
-        })
     }
 }
 
@@ -522,7 +305,7 @@ async fn resource(
                     .await?;
                 Ok(json_response(
                     200,
-                    &stream::list_body(rt, list, table, registry.clock.now()),
+                    &stream::list_body(rt, list, table, registry.now()),
                 ))
             }
             Method::POST if rt.namespaced && namespace.is_none() => Err(Error::MethodNotAllowed),
@@ -573,10 +356,7 @@ async fn resource(
     };
     let one = |v: Value| {
         if table {
-            json_response(
-                200,
-                &stream::table_of(rt, vec![v], None, registry.clock.now()),
-            )
+            json_response(200, &stream::table_of(rt, vec![v], None, registry.now()))
         } else {
             json_response(200, &v)
         }
@@ -626,77 +406,8 @@ async fn resource(
             Ok(json_response(201, &registry.bind(scope, body, dry).await?))
         }
         (Some("log"), &Method::GET) => {
-            crate::logs::proxy(registry, &server.kubelets, &ns, &name, &req.query).await
+            crate::logs::proxy(registry, &server.network, &ns, &name, &req.query).await
         }
         _ => Err(Error::MethodNotAllowed),
-    }
-}
-
-/// A streamed body from a channel of chunks (a watch).
-pub fn streamed(rx: tokio::sync::mpsc::Receiver<Bytes>) -> Response<Body> {
-    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let frames = tokio_stream::StreamExt::map(stream, |b| Ok::<_, Infallible>(Frame::data(b)));
-    let mut r = Response::new(BodyExt::boxed(StreamBody::new(frames)));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn res(path: &str) -> (String, Option<String>, Option<String>, Option<String>) {
-        match route(path) {
-            Some(Route::Resource {
-                rt,
-                namespace,
-                name,
-                sub,
-            }) => (rt.plural.to_string(), namespace, name, sub),
-            other => panic!("{path}: {other:?}"),
-        }
-    }
-
-    #[test]
-    fn paths_route_like_kube_apiserver() {
-        let s = |x: &str| Some(x.to_string());
-        assert_eq!(
-            res("/api/v1/namespaces/default/pods"),
-            ("pods".into(), s("default"), None, None)
-        );
-        assert_eq!(
-            res("/api/v1/namespaces/default/pods/alpine/status"),
-            ("pods".into(), s("default"), s("alpine"), s("status"))
-        );
-        assert_eq!(res("/api/v1/pods"), ("pods".into(), None, None, None));
-        assert_eq!(
-            res("/api/v1/nodes/node1"),
-            ("nodes".into(), None, s("node1"), None)
-        );
-        assert_eq!(
-            res("/api/v1/namespaces/kube-system"),
-            ("namespaces".into(), None, s("kube-system"), None)
-        );
-        assert_eq!(
-            res("/apis/apps/v1/namespaces/default/replicasets/web/scale"),
-            ("replicasets".into(), s("default"), s("web"), s("scale"))
-        );
-        assert_eq!(
-            route("/apis/apps/v1"),
-            Some(Route::GroupVersion("apps".into(), "v1".into()))
-        );
-        assert_eq!(route("/api/v1/pods/alpine"), None);
-        assert_eq!(route("/api/v1/widgets"), None);
-        assert_eq!(route("/nope"), None);
-    }
-
-    #[test]
-    fn queries_are_percent_decoded() {
-        let q = parse_query("fieldSelector=metadata.name%3Dalpine&limit=500&x");
-        assert_eq!(q["fieldSelector"], "metadata.name=alpine");
-        assert_eq!(q["limit"], "500");
-        assert_eq!(q["x"], "");
-        assert_eq!(percent_decode("a%2"), "a%2");
     }
 }

@@ -13,8 +13,11 @@
 //!
 //! A request such as `POST /api/v1/namespaces/default/pods` is handled in three steps:
 //!
-//! 1. [`http`] routes the path to a kind and a verb. `pods` in namespace `default` is a
-//!    *collection*; POST on a collection means *create*.
+//! 1. [`http`] accepts the connection (from the [`seams::Network`] listener it was
+//!    given) and [`request::route`] turns the path into a kind and a verb. `pods` in
+//!    namespace `default` is a *collection*; POST on a collection means *create*.
+//!    Answers are written by [`response`]; [`request`] and [`response`] sit below every
+//!    handler, so the handlers (`http`, `stream`, `logs`) never import each other.
 //! 2. [`rest`] runs the verb. It decodes the JSON into the kind's struct ([`types`]),
 //!    sets `uid` and `creationTimestamp`, applies defaults and validation from
 //!    [`strategy`], and builds the etcd key from the table in [`registry`]:
@@ -102,21 +105,20 @@
 //!   garbage collector does it) and namespace deletion of a namespace's contents.
 //! - Server-side apply's field managers: `apply-patch+yaml` is a merge that creates.
 //! - JSON patch (`--type=json`).
+//! - A client library: the scheduler, controllers and kubelets use `client-go` (crate
+//!   `client_go`), which shares only the API types (crate `api`) with this one.
 //! - `BOOKMARK` watch events: a client may ask for them (`allowWatchBookmarks`), but a
 //!   server need not send any, and this one does not.
 
 pub mod authn;
 pub mod body;
-pub mod client;
-pub mod clock;
 pub mod discovery;
 pub mod error;
+pub mod flags;
 pub mod healthz;
 pub mod http;
-pub mod informer;
-pub mod kubeconfig;
-pub mod leaderelection;
 pub mod limits;
+#[cfg(feature = "testing")]
 pub mod local;
 pub mod logs;
 pub mod names;
@@ -124,14 +126,17 @@ pub mod patch;
 pub mod pki;
 pub mod protobuf;
 pub mod registry;
+pub mod request;
+pub mod response;
 pub mod rest;
-pub mod selectors;
+pub use api::selectors;
 pub mod server;
 pub mod store;
 pub mod strategy;
 pub mod stream;
 pub mod table;
-pub mod types;
+pub mod timer;
+pub use api::types;
 pub mod watch;
 
 pub use error::{Error, Result};

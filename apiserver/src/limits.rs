@@ -65,6 +65,8 @@ use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use seams::clock::SharedClock;
+
 use crate::error::{Error, Result};
 
 /// kube-apiserver's `maxRequestBodyBytes`: the largest request body (3 MiB).
@@ -196,11 +198,11 @@ impl InFlight {
 /// `max_request_body_bytes` is refused before a byte of it is read, one that grows past
 /// it (chunked) as soon as it does, and one that has not arrived after
 /// `body_read_timeout` is `408 Timeout`.
-pub async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes> {
+pub async fn read_body(mut body: Incoming, limits: &Limits, clock: &SharedClock) -> Result<Bytes> {
     let max = limits.max_request_body_bytes;
     // For a `Content-Length` body, hyper's lower bound is that length.
     if body.size_hint().lower() > max as u64 {
-        drain(body, limits.clone());
+        drain(body, limits.clone(), clock.clone());
         return Err(Error::TooLarge(max));
     }
     let limit = limits.body_read_timeout;
@@ -217,10 +219,10 @@ pub async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes> {
         }
         Ok(Some(bytes.freeze()))
     };
-    match tokio::time::timeout(limit, read).await {
+    match clock.timeout(limit, read).await {
         Ok(Ok(Some(bytes))) => Ok(bytes),
         Ok(Ok(None)) => {
-            drain(body, limits.clone());
+            drain(body, limits.clone(), clock.clone());
             Err(Error::TooLarge(max))
         }
         Ok(Err(e)) => Err(e),
@@ -236,17 +238,20 @@ pub async fn read_body(mut body: Incoming, limits: &Limits) -> Result<Bytes> {
 /// unread, the kernel would reset it, and the client would see a broken connection
 /// instead. Bounded like any body read: at most 16 times the size limit, within the
 /// body timeout; past either the connection is closed.
-fn drain(mut body: Incoming, limits: Limits) {
+fn drain(mut body: Incoming, limits: Limits, clock: SharedClock) {
     let cap = limits.max_request_body_bytes.saturating_mul(16);
-    tokio::spawn(tokio::time::timeout(limits.body_read_timeout, async move {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, Bytes::len);
-            if seen > cap {
-                return;
+    tokio::spawn(async move {
+        let read = async move {
+            let mut seen = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, Bytes::len);
+                if seen > cap {
+                    return;
+                }
             }
-        }
-    }));
+        };
+        let _ = clock.timeout(limits.body_read_timeout, read).await;
+    });
 }
 
 #[cfg(test)]

@@ -3,15 +3,15 @@
 //! controllers start one; so does the simulator.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kvstore::server::local::{LocalCluster, Timing};
-use tokio::net::TcpListener;
+use seams::Network as _;
 
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::pki::Ca;
 use crate::server::{start_local, Running};
+use client_go::Client;
 
 /// The admin's bearer token in a local control plane.
 pub const ADMIN_TOKEN: &str = "admin-token";
@@ -33,25 +33,30 @@ impl LocalControlPlane {
 
     /// One more apiserver over the kvstore, on a port of its own.
     pub async fn apiserver(&self) -> Result<Running> {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        self.apiserver_on(listener).await
+        self.apiserver_on("127.0.0.1:0").await
     }
 
-    /// An apiserver on a given listener (to restart one at the same address).
-    pub async fn apiserver_on(&self, listener: TcpListener) -> Result<Running> {
+    /// An apiserver on a given address (to restart one at the same address).
+    pub async fn apiserver_on(&self, addr: &str) -> Result<Running> {
+        let listener = seams::Tcp
+            .listen(addr)
+            .map_err(|e| Error::Internal(format!("listen on {addr}: {e}")))?;
         let tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
         start_local(listener, self.etcd.endpoints(), &self.ca, &[], tokens).await
     }
 
     /// A client of these apiservers, as the admin.
-    pub fn client(&self, apiservers: &[&Running]) -> Result<Client> {
+    pub fn client(&self, apiservers: &[&Running]) -> client_go::Result<Client> {
         let urls = apiservers
             .iter()
             .map(|a| format!("https://{}", a.addr))
             .collect();
-        Client::new(urls, Some(&self.ca.cert_pem), Some(ADMIN_TOKEN.into()))
+        Client::new(
+            &seams::Host::real(),
+            urls,
+            Some(&self.ca.cert_pem),
+            Some(ADMIN_TOKEN.into()),
+        )
     }
 }
 
@@ -62,12 +67,13 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let until = Instant::now() + deadline;
+    let clock = seams::SystemClock::shared();
+    let until = clock.now() + deadline;
     loop {
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < until, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(clock.now() < until, "never happened: {what}");
+        clock.sleep(Duration::from_millis(50)).await;
     }
 }

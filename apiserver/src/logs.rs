@@ -7,28 +7,18 @@
 //! apiserver is fine.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::Response;
+use seams::net::SharedNetwork;
 
 use crate::error::{Error, Result};
-use crate::http::Body;
 use crate::registry;
+use crate::response::Body;
 use crate::rest::{Registry, Scope};
 use crate::types::{Node, Pod};
-
-/// Turns a node's address and kubelet port into a socket to dial: the identity on a
-/// real network; the simulator maps `10.0.0.13:10250` to a loopback port.
-pub type Resolver = Arc<dyn Fn(&str, u16) -> Option<SocketAddr> + Send + Sync>;
-
-/// The resolver of a real network: the address is an IP.
-pub fn direct() -> Resolver {
-    Arc::new(|host, port| host.parse().ok().map(|ip| SocketAddr::new(ip, port)))
-}
 
 fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
     serde_json::from_value(v).map_err(|e| Error::Internal(e.to_string()))
@@ -37,7 +27,7 @@ fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T> {
 /// Proxies a log request to the kubelet of the pod's node.
 pub async fn proxy(
     registry: &Registry,
-    resolve: &Resolver,
+    network: &SharedNetwork,
     namespace: &str,
     name: &str,
     query: &HashMap<String, String>,
@@ -105,8 +95,10 @@ pub async fn proxy(
     }
     let url = format!("http://{host}:{port}{path}");
     let unreachable = |why: String| Error::Internal(format!("Get \"{url}\": {why}"));
-    let addr = resolve(&host, port).ok_or_else(|| unreachable("no route to the node".into()))?;
-    let tcp = tokio::net::TcpStream::connect(addr)
+    // The node's address as its kubelet registered it: dialed through the network
+    // seam (on the simulator's network `10.0.0.13:10250` is a loopback port).
+    let tcp = network
+        .connect(&format!("{host}:{port}"))
         .await
         .map_err(|e| unreachable(format!("dial tcp {host}:{port}: {e}")))?;
     let (mut sender, connection) =
@@ -130,9 +122,8 @@ pub async fn proxy(
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        return Err(Error::Remote {
+        return Err(Error::Upstream {
             code,
-            reason: String::new(),
             message: String::from_utf8_lossy(&body).trim().to_string(),
         });
     }
@@ -149,7 +140,7 @@ pub async fn proxy(
             }
         }
     });
-    let mut response = crate::http::streamed(rx);
+    let mut response = crate::response::streamed(rx);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));

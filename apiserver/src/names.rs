@@ -35,17 +35,6 @@ fn is_label(s: &str) -> bool {
         && b.iter().all(|c| alnum(c) || *c == b'-')
 }
 
-/// Five characters from the alphabet Kubernetes uses for generated names (no vowels,
-/// so no words; no look-alike digits).
-pub fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let bytes = uuid::Uuid::new_v4().into_bytes();
-    bytes[..5]
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,12 +49,5 @@ mod tests {
         assert!(check_label("a.b").is_some());
         assert_eq!(check_label("kube-system"), None);
         assert!(check_label(&"a".repeat(64)).unwrap().contains("63"));
-    }
-
-    #[test]
-    fn generated_suffixes_are_five_safe_characters() {
-        let s = random_suffix();
-        assert_eq!(s.len(), 5);
-        assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
     }
 }

@@ -106,20 +106,6 @@ pub fn server_config(cert_pem: &str, key_pem: &str) -> Result<Arc<rustls::Server
     Ok(Arc::new(config))
 }
 
-/// A rustls client configuration that trusts only the cluster CA.
-pub fn client_config(ca_pem: &str) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.map_err(pki)?).map_err(pki)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(pki)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +117,7 @@ mod tests {
         let hosts = vec!["127.0.0.1".to_string(), "kubernetes".to_string()];
         let (cert, key) = ca.issue_serving("kube-apiserver", &hosts).unwrap();
         server_config(&cert, &key).unwrap();
-        client_config(&ca.cert_pem).unwrap();
+        client_go::tls::client_config(&ca.cert_pem).unwrap();
         // A CA loaded from its files signs too.
         let again = Ca::load(&ca.cert_pem, &ca.key_pem).unwrap();
         again.issue_serving("x", &hosts).unwrap();

@@ -19,8 +19,8 @@ const MAGIC: &[u8] = b"k8s\0";
 fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        DescriptorPool::decode(&include_bytes!(concat!(env!("OUT_DIR"), "/k8s.bin"))[..])
-            .expect("the descriptor set built by build.rs decodes")
+        DescriptorPool::decode(&include_bytes!("protobuf/k8s.bin")[..])
+            .expect("the checked-in descriptor set decodes")
     })
 }
 

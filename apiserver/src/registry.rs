@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use api::paths::collection_url;
+
 use crate::strategy::Strategy;
 use crate::table::{Column, Printer};
 use crate::types::{
@@ -152,26 +154,6 @@ impl ResourceType {
     /// Whether a subresource name is served.
     pub fn has_subresource(&self, name: &str) -> bool {
         self.subresources().contains(&name)
-    }
-}
-
-/// `/api/v1/namespaces/{ns}/pods` for the core group, `/apis/apps/v1/replicasets` for
-/// the others; a namespaced kind without a namespace is listed across all of them.
-pub fn collection_url(
-    group: &str,
-    version: &str,
-    plural: &str,
-    namespaced: bool,
-    namespace: Option<&str>,
-) -> String {
-    let base = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
-    match namespace {
-        Some(ns) if namespaced => format!("{base}/namespaces/{ns}/{plural}"),
-        _ => format!("{base}/{plural}"),
     }
 }
 

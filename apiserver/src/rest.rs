@@ -16,11 +16,8 @@
 //! answers without a resourceVersion (nothing was stored at one); a dry-run update keeps
 //! the one it read, as kube-apiserver's dry-run storage does.
 
-use std::sync::Arc;
-
 use serde_json::{json, Value};
 
-use crate::clock::Clock;
 use crate::error::{Error, Result, Target};
 use crate::names;
 use crate::patch::{merge_patch, strategic_merge_patch};
@@ -76,7 +73,9 @@ pub struct ListResult {
 #[derive(Clone)]
 pub struct Registry {
     pub store: Store,
-    pub clock: Arc<dyn Clock>,
+    pub clock: seams::clock::SharedClock,
+    /// Where UIDs and generated names come from.
+    pub rng: seams::Rng,
 }
 
 /// The stored JSON of an object, with its `resourceVersion` filled in. What etcd holds
@@ -113,8 +112,14 @@ fn to_bytes(v: &Value) -> Vec<u8> {
 }
 
 impl Registry {
-    fn now(&self) -> String {
-        self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    /// The clock's wall time.
+    pub fn now(&self) -> jiff::Timestamp {
+        api::time::now(&*self.clock)
+    }
+
+    /// `metav1.Time` now, as `creationTimestamp` is written.
+    fn timestamp(&self) -> String {
+        api::time::rfc3339(self.now())
     }
 
     /// Decodes a body as the kind: shape errors are `400 BadRequest`.
@@ -206,10 +211,10 @@ impl Registry {
                     causes: vec![crate::error::required("metadata.name")],
                 });
             }
-            meta["name"] = json!(format!("{generate}{}", names::random_suffix()));
+            meta["name"] = json!(format!("{generate}{}", self.rng.name_suffix(5)));
         }
-        meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
-        meta["creationTimestamp"] = json!(self.now());
+        meta["uid"] = json!(self.rng.uuid());
+        meta["creationTimestamp"] = json!(self.timestamp());
         if let Some(m) = meta.as_object_mut() {
             for owned in ["resourceVersion", "deletionTimestamp", "generation"] {
                 m.remove(owned);
@@ -494,10 +499,9 @@ impl Registry {
             if old["metadata"].get("deletionTimestamp").is_some() {
                 return Ok(old); // already on its way out
             }
-            let when = self.clock.now() + jiff::SignedDuration::from_secs(grace);
+            let when = self.now() + jiff::SignedDuration::from_secs(grace);
             let mut marked = old.clone();
-            marked["metadata"]["deletionTimestamp"] =
-                json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+            marked["metadata"]["deletionTimestamp"] = json!(api::time::rfc3339(when));
             marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
             return self.put_over(scope, marked, rev, dry_run).await;
         }
@@ -586,7 +590,7 @@ impl Registry {
             .filter(|c| c["type"] != "PodScheduled")
             .collect();
         conditions.push(json!({"type": "PodScheduled", "status": "True",
-                               "lastProbeTime": null, "lastTransitionTime": self.now()}));
+                               "lastProbeTime": null, "lastTransitionTime": self.timestamp()}));
         new["status"]["conditions"] = Value::Array(conditions);
         self.put_over(scope, new, rev, dry_run).await?;
         Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {},

@@ -2,16 +2,14 @@
 //! namespaces it creates at start, and a handle to stop it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use seams::net::Listener;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::http::{serve, ApiServer};
 use crate::pki;
@@ -33,12 +31,11 @@ pub struct Config {
     pub advertise: String,
     /// Bearer token → user; empty means no authentication.
     pub tokens: HashMap<String, String>,
-    pub clock: Arc<dyn Clock>,
+    /// The network it listens and dials on, its clock, its randomness (UIDs, names).
+    pub host: seams::Host,
     /// Serving certificate and key (PEM), as `--tls-cert-file`/`--tls-private-key-file`;
     /// without them the API is plain HTTP (and kubectl will not send tokens).
     pub tls: Option<(String, String)>,
-    /// How to reach a node's kubelet (for `kubectl logs`).
-    pub kubelets: crate::logs::Resolver,
     /// Bounds on connections and requests (timeouts, sizes, in-flight requests).
     pub limits: crate::limits::Limits,
 }
@@ -50,9 +47,8 @@ impl Config {
             etcd_timeout: Duration::from_secs(5),
             advertise: String::new(),
             tokens: HashMap::new(),
-            clock: Arc::new(SystemClock),
+            host: seams::Host::real(),
             tls: None,
-            kubelets: crate::logs::direct(),
             limits: crate::limits::Limits::default(),
         }
     }
@@ -80,7 +76,8 @@ pub fn parse_token_file(text: &str) -> Result<HashMap<String, String>> {
 
 /// A running apiserver.
 pub struct Running {
-    pub addr: SocketAddr,
+    /// The address it listens on (`127.0.0.1:41234`).
+    pub addr: String,
     task: JoinHandle<()>,
     accept_errors: Arc<AtomicU64>,
 }
@@ -107,17 +104,20 @@ impl Drop for Running {
 
 /// Serves the API on `listener` and creates the system namespaces in the background
 /// (retrying until etcd answers, as kube-apiserver's bootstrap controller does).
-pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
-    let store = Store::new(config.etcd_servers.clone(), config.etcd_timeout)?;
+pub async fn start(listener: Box<dyn Listener>, config: Config) -> Result<Running> {
+    let addr = listener.local_addr();
+    let store = Store::new(
+        config.etcd_servers.clone(),
+        config.etcd_timeout,
+        &config.host,
+    )?;
     let registry = Registry {
         store,
-        clock: config.clock.clone(),
+        clock: config.host.clock.clone(),
+        rng: config.host.rng.clone(),
     };
     let advertise = if config.advertise.is_empty() {
-        addr.to_string()
+        addr.clone()
     } else {
         config.advertise.clone()
     };
@@ -125,7 +125,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
         registry: registry.clone(),
         advertise,
         tokens: config.tokens.clone(),
-        kubelets: config.kubelets.clone(),
+        network: config.host.network.clone(),
         limits: config.limits.clone(),
         inflight: crate::limits::InFlight::new(&config.limits),
     });
@@ -152,7 +152,7 @@ pub async fn start(listener: TcpListener, config: Config) -> Result<Running> {
 /// serving certificate from `ca` for 127.0.0.1 and `hosts`, these bearer tokens, and a
 /// short etcd timeout (2 s) so a lost quorum shows quickly.
 pub async fn start_local(
-    listener: TcpListener,
+    listener: Box<dyn Listener>,
     etcd_servers: Vec<String>,
     ca: &crate::pki::Ca,
     hosts: &[String],
@@ -181,7 +181,7 @@ async fn bootstrap(registry: Registry) {
                 Ok(_) | Err(Error::AlreadyExists(_)) => break,
                 Err(e) => {
                     tracing::info!(error = %e, namespace = ns, "waiting for etcd to create a namespace");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    registry.clock.sleep(Duration::from_millis(500)).await;
                 }
             }
         }

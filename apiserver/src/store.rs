@@ -52,9 +52,11 @@ pub struct Store {
 
 impl Store {
     /// A store over etcd members, like `--etcd-servers=http://a:2379,http://b:2379`.
-    pub fn new(endpoints: Vec<String>, timeout: Duration) -> Result<Self> {
+    /// Connections to the members are dialed through `host`'s network.
+    pub fn new(endpoints: Vec<String>, timeout: Duration, host: &seams::Host) -> Result<Self> {
         let mut config = ClientConfig::new(endpoints);
         config.timeout = timeout;
+        config.network = host.network.clone();
         Ok(Store {
             client: Client::new(config)?,
         })

@@ -9,8 +9,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
-use crate::http::{streamed, ApiRequest, Body};
 use crate::registry::ResourceType;
+use crate::request::ApiRequest;
+use crate::response::{streamed, Body};
 use crate::rest::{ListOptions, ListResult, Registry};
 use crate::table::{column_definitions, row};
 use crate::watch::{expired, translate};
@@ -112,7 +113,7 @@ pub async fn watch(
         let run = async {
             for v in &initial {
                 if tx
-                    .send(line("ADDED", &render(v, clock.now())))
+                    .send(line("ADDED", &render(v, api::time::now(&*clock))))
                     .await
                     .is_err()
                 {
@@ -132,7 +133,7 @@ pub async fn watch(
                     }
                     Err(_) => {
                         failures += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        clock.sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 };
@@ -153,7 +154,7 @@ pub async fn watch(
                         match translate(rt, &opts, event) {
                             Ok(Some((type_, v))) => {
                                 if tx
-                                    .send(line(type_, &render(&v, clock.now())))
+                                    .send(line(type_, &render(&v, api::time::now(&*clock))))
                                     .await
                                     .is_err()
                                 {
@@ -172,7 +173,7 @@ pub async fn watch(
         let bounded = async {
             match timeout {
                 Some(t) => {
-                    let _ = tokio::time::timeout(t, run).await;
+                    let _ = clock.timeout(t, run).await;
                 }
                 None => run.await,
             }

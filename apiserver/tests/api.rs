@@ -7,10 +7,10 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use apiserver::client::ListParams;
-use apiserver::informer::{Event, Informer};
-use apiserver::types::{Container, Node, Pod, ReplicaSet};
-use apiserver::Error;
+use api::types::{Container, Node, Pod, ReplicaSet};
+use client_go::client::ListParams;
+use client_go::informer::{Event, Informer};
+use client_go::Error;
 use hyper::Method;
 use kvstore::proto::etcdserverpb::RangeRequest;
 use serde_json::json;
@@ -371,7 +371,7 @@ async fn an_informer_follows_changes_and_survives_its_apiserver() {
         .list::<Pod>(None, &ListParams::default())
         .await
         .unwrap();
-    assert!(client.endpoint().ends_with(&second.addr.port().to_string()));
+    assert!(client.endpoint().ends_with(&second.addr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,7 +381,7 @@ async fn logs_are_proxied_to_the_kubelet_of_the_pods_node() {
     let kubelet = support::fake_kubelet().await;
     let mut node = Node::default();
     node.metadata.name = "node3".into();
-    node.status.addresses.push(apiserver::types::NodeAddress {
+    node.status.addresses.push(api::types::NodeAddress {
         type_: "InternalIP".into(),
         address: "127.0.0.1".into(),
     });
@@ -449,7 +449,7 @@ async fn an_informer_relists_when_its_revision_was_compacted() {
     etcd.compact(now).await.unwrap();
 
     // Back on the same address: resuming is 410 Expired, so the informer lists again.
-    let _back = env.apiserver_on(&env.apiserver.addr.to_string()).await;
+    let _back = env.apiserver_on(&env.apiserver.addr).await;
     eventually("the relist replaced the cache", || {
         pods.cache.get("default/p2").is_some() && pods.cache.get("default/p1").is_none()
     })

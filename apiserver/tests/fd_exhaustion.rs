@@ -52,9 +52,9 @@ fn set_soft_nofile(n: libc::rlim_t) -> libc::rlim_t {
 async fn the_accept_loop_survives_running_out_of_file_descriptors() {
     // Plain HTTP, no tokens; the etcd address is a port nothing listens on.
     let config = Config::new(vec!["http://127.0.0.1:1".into()]);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = seams::Network::listen(&seams::Tcp, "127.0.0.1:0").unwrap();
     let running = start(listener, config).await.unwrap();
-    let addr = running.addr;
+    let addr: std::net::SocketAddr = running.addr.parse().unwrap();
     let mut first = TcpStream::connect(addr).await.unwrap();
     first.write_all(VERSION).await.unwrap();
     assert!(status_line(&mut first).await.contains("200"));

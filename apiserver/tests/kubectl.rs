@@ -376,7 +376,7 @@ async fn real_kubectl_works_against_our_apiserver() {
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet.port()}}}});
     client
-        .patch_status::<apiserver::types::Node>("", "node3", &patch)
+        .patch_status::<api::types::Node>("", "node3", &patch)
         .await
         .unwrap();
     client.bind("default", "alpine", "node3").await.unwrap();
@@ -397,12 +397,12 @@ async fn real_kubectl_works_against_our_apiserver() {
     // kubectl prints this once its DELETE is answered, then waits for the pod to go.
     let mut said = BufReader::new(waiting.stdout.take().unwrap()).lines();
     assert_eq!(next_line(&mut said).await, r#"pod "alpine" deleted"#);
-    let confirm = apiserver::types::DeleteOptions {
+    let confirm = api::types::DeleteOptions {
         grace_period_seconds: Some(0),
         ..Default::default()
     };
     client
-        .delete_with::<apiserver::types::Pod>("default", "alpine", &confirm)
+        .delete_with::<api::types::Pod>("default", "alpine", &confirm)
         .await
         .unwrap();
     let status = tokio::time::timeout(Duration::from_secs(20), waiting.wait())

@@ -8,7 +8,7 @@
 //! down to zero at once (Kubernetes' `Recreate` strategy; the rolling update that
 //! overlaps them is left out).
 
-use apiserver::types::{Deployment, DeploymentStatus, OwnerReference, ReplicaSet};
+use api::types::{Deployment, DeploymentStatus, OwnerReference, ReplicaSet};
 
 use crate::replicaset::controller_of;
 

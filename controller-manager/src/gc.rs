@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use apiserver::types::{Deployment, Pod, ReplicaSet};
+use api::types::{Deployment, Pod, ReplicaSet};
 
 use crate::replicaset::controller_of;
 
@@ -39,7 +39,7 @@ pub fn orphans(
         .collect();
     let mut out = Vec::new();
     let mut check = |resource: &'static str,
-                     meta: &apiserver::types::ObjectMeta,
+                     meta: &api::types::ObjectMeta,
                      kind: &str,
                      alive: &HashSet<&str>| {
         if let Some(owner) = controller_of(&meta.owner_references) {
@@ -86,7 +86,7 @@ mod tests {
 
         let d = deployment("app", 1);
         let mut owned_rs = replicaset("app-abc", 1);
-        owned_rs.metadata.owner_references = vec![apiserver::types::OwnerReference {
+        owned_rs.metadata.owner_references = vec![api::types::OwnerReference {
             kind: "Deployment".into(),
             name: "app".into(),
             uid: d.metadata.uid.clone(),

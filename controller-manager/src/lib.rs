@@ -26,7 +26,7 @@
 //! part that does I/O:
 //!
 //! 1. Informers keep caches of pods, ReplicaSets, Deployments, nodes and node leases
-//!    (list, then watch; see `apiserver::informer`).
+//!    (list, then watch; see `client_go::informer`).
 //! 2. On every change, and on a timer for time-based rules, a pass calls each
 //!    `reconcile` and applies the actions through the API.
 //!
@@ -38,7 +38,7 @@
 //!
 //! Two controller-managers run, on node1 and node2. Only the holder of the Lease
 //! `kube-system/kube-controller-manager` acts, or every pod would be created twice (see
-//! `apiserver::leaderelection`). When the leader's node loses its apiserver, the other
+//! `client_go::leaderelection`). When the leader's node loses its apiserver, the other
 //! takes over within one lease duration.
 //!
 //! ## Read next
@@ -55,8 +55,10 @@
 //! - Rate limits on evictions.
 
 pub mod deployment;
+pub mod flags;
 pub mod gc;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod run;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use apiserver::types::{Lease, Node, NodeCondition, Pod, Taint};
+use api::types::{Lease, Node, NodeCondition, Pod, Taint};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::replicaset::is_active;
@@ -188,7 +188,7 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use apiserver::types::Toleration;
+    use api::types::Toleration;
 
     fn at(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()

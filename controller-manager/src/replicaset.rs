@@ -7,8 +7,8 @@
 //! orphans, and write the status counts. It is a pure function; [`crate::run`] applies
 //! the actions.
 
-use apiserver::selectors::from_label_selector;
-use apiserver::types::{OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
+use api::selectors::from_label_selector;
+use api::types::{OwnerReference, Pod, ReplicaSet, ReplicaSetStatus};
 
 /// One thing to do.
 #[derive(Debug, Clone, PartialEq)]

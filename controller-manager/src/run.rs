@@ -13,14 +13,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::Clock;
-use apiserver::informer::{key_of, Informer};
-use apiserver::leaderelection::{self, Leadership};
-use apiserver::types::{Deployment, Lease, Node, Pod, ReplicaSet};
-use apiserver::Error;
+use seams::clock::Instant;
+
+use api::types::{Deployment, Lease, Node, Pod, ReplicaSet};
+use client_go::client::{Client, ListParams};
+use client_go::informer::{key_of, Informer};
+use client_go::leaderelection::{self, Leadership};
+use client_go::Error;
+use seams::Clock;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -149,13 +151,14 @@ impl Loop {
         loop {
             let [a, b, d, n, l] = &mut changes;
             tokio::select! {
+                biased; // the same order every time, so a replay is the same
                 _ = a.changed() => {}
                 _ = b.changed() => {}
                 _ = d.changed() => {}
                 _ = n.changed() => {}
                 _ = l.changed() => {}
                 _ = leader.changed() => {}
-                _ = tokio::time::sleep(self.config.monitor_period) => {}
+                _ = self.clock.sleep(self.config.monitor_period) => {}
             }
             if *leader.borrow() && caches.synced() {
                 self.pass(&caches).await;
@@ -179,7 +182,7 @@ impl Loop {
                 }
             }
         }
-        let now = self.clock.now();
+        let now = api::time::now(&*self.clock);
         let nodes = caches.nodes.cache.list();
         let leases = caches.leases.cache.list();
         let grace = self.config.node_grace_period;
@@ -207,7 +210,7 @@ impl Loop {
         // Expectations that never come true (a lost watch event) expire, as in Kubernetes.
         let expired = e
             .since
-            .is_some_and(|t| t.elapsed() > Duration::from_secs(60));
+            .is_some_and(|t| self.clock.elapsed(t) > Duration::from_secs(60));
         if (e.adds.is_empty() && e.deletes.is_empty()) || expired {
             self.expectations.remove(&key);
             return true;
@@ -216,8 +219,9 @@ impl Loop {
     }
 
     fn expect(&mut self, rs: &ReplicaSet) -> &mut Expectations {
+        let now = self.clock.now();
         let e = self.expectations.entry(key_of(rs)).or_default();
-        e.since.get_or_insert_with(Instant::now);
+        e.since.get_or_insert(now);
         e
     }
 

@@ -1,6 +1,6 @@
 //! Builders of ReplicaSets, Deployments, pods and nodes for the unit tests.
 
-use apiserver::types::{Container, Deployment, Pod, PodCondition, ReplicaSet};
+use api::types::{Container, Deployment, Pod, PodCondition, ReplicaSet};
 
 use crate::replicaset::owner_ref;
 

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::{Clock, SystemClock};
-use apiserver::leaderelection::micro_time;
+use api::types::{Deployment, Lease, Node, NodeCondition, Pod, ReplicaSet, Toleration};
 use apiserver::local::{eventually, LocalControlPlane};
-use apiserver::types::{Deployment, Lease, Node, NodeCondition, Pod, ReplicaSet, Toleration};
+use client_go::client::{Client, ListParams};
+use client_go::leaderelection::micro_time;
 use controller_manager::run::{Config, ControllerManager};
+use seams::SystemClock;
 // uid and generation in the builder's objects are the server's to set on create.
 use controller_manager::testing::replicaset;
 use scheduler::run::Scheduler;
@@ -152,7 +152,7 @@ fn heartbeat(client: Client, node: &str) -> tokio::task::JoinHandle<()> {
     let node = node.to_string();
     tokio::spawn(async move {
         loop {
-            let now = micro_time(SystemClock.now());
+            let now = micro_time(api::time::now(&SystemClock));
             let mut lease = match client.get::<Lease>("kube-node-lease", &node).await {
                 Ok(l) => l,
                 Err(_) => {
@@ -263,11 +263,11 @@ async fn only_the_leader_acts_and_the_other_takes_over() {
         plane.client(&[&api2]).unwrap(),
     );
     let elect = |identity: &str| Config {
-        leader_election: Some(apiserver::leaderelection::Config {
+        leader_election: Some(client_go::leaderelection::Config {
             lease_duration: Duration::from_millis(1500),
             renew_deadline: Duration::from_millis(1000),
             retry_period: Duration::from_millis(200),
-            ..apiserver::leaderelection::Config::new("kube-controller-manager", identity)
+            ..client_go::leaderelection::Config::new("kube-controller-manager", identity)
         }),
         ..config()
     };

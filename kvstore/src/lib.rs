@@ -137,6 +137,7 @@
 pub mod client;
 pub mod codec;
 pub mod error;
+pub mod flags;
 pub mod linearizability;
 pub mod member;
 pub mod membership;

@@ -1,4 +1,6 @@
-//! The protobuf messages, generated at build time from `kvstore/proto/` (see `build.rs`).
+//! The protobuf messages, generated from `kvstore/proto/` and checked in under
+//! `src/proto/generated/` (`tests/generated.rs` fails when they are stale, and
+//! `UPDATE_GENERATED=1 cargo test -p kvstore --test generated` rewrites them).
 //!
 //! `mvccpb` is etcd's data model (`KeyValue`, `Event`); `etcdserverpb` holds the
 //! requests and responses of the KV API and `InternalRaftRequest`, the payload of one
@@ -9,10 +11,10 @@
 
 /// etcd's MVCC data model: `KeyValue` and `Event`.
 pub mod mvccpb {
-    include!(concat!(env!("OUT_DIR"), "/mvccpb.rs"));
+    include!("proto/generated/mvccpb.rs");
 }
 
 /// etcd's KV requests and responses, and the Raft entry payload.
 pub mod etcdserverpb {
-    include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+    include!("proto/generated/etcdserverpb.rs");
 }

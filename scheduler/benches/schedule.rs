@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use apiserver::client::ListParams;
-use apiserver::clock::SystemClock;
+use api::types::Pod;
 use apiserver::local::LocalControlPlane;
-use apiserver::types::Pod;
+use client_go::client::ListParams;
 use scheduler::run::{Config, Scheduler};
 use scheduler::schedule::{add_pod, node_infos, schedule, Decision};
 use scheduler::testing::{node, pod};
+use seams::SystemClock;
 
 const NODES: usize = 100;
 const PODS: usize = 1000;

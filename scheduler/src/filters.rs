@@ -2,7 +2,7 @@
 //! kube-scheduler's default plugins, in their order, with their words for "no" — the
 //! words that end up in `0/3 nodes are available: ...`.
 
-use apiserver::types::{Node, Pod, Quantity, Taint};
+use api::types::{Node, Pod, Quantity, Taint};
 
 /// What a node has and what is already asked of it.
 #[derive(Debug, Clone)]
@@ -27,7 +27,7 @@ pub struct Requests {
     pub memory: i128,
 }
 
-fn quantity(list: &apiserver::types::ResourceList, name: &str) -> i128 {
+fn quantity(list: &api::types::ResourceList, name: &str) -> i128 {
     list.get(name)
         .and_then(|q| Quantity::parse(q).ok())
         .map(Quantity::milli)
@@ -119,7 +119,7 @@ pub fn filter(pod: &Pod, info: &NodeInfo) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::testing::{node, pod};
-    use apiserver::types::Toleration;
+    use api::types::Toleration;
 
     #[test]
     fn a_ready_worker_with_room_passes() {

@@ -34,10 +34,10 @@
 //! ## The control loop and leader election
 //!
 //! [`run`] keeps the pods and the nodes in informers: list once, then watch, so the
-//! cache stays current without polling ([`apiserver::informer`]). On every change it
+//! cache stays current without polling ([`client_go::informer`]). On every change it
 //! tries the pending pods. Two schedulers run, one on node1 and one on node2, each
 //! talking to its own node's apiserver. They must not both bind, so they elect a leader
-//! through the Lease `kube-system/kube-scheduler` ([`apiserver::leaderelection`]):
+//! through the Lease `kube-system/kube-scheduler` ([`client_go::leaderelection`]):
 //!
 //! - The holder renews the Lease every retry period.
 //! - If the holder's apiserver dies, the holder cannot renew and steps down after the
@@ -57,6 +57,8 @@
 //! - The scheduling queue's backoff: pending pods are retried on every change.
 
 pub mod filters;
+pub mod flags;
 pub mod run;
 pub mod schedule;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::Clock;
-use apiserver::informer::{key_of, Informer};
-use apiserver::leaderelection::{self, Leadership};
-use apiserver::types::{Event, Node, ObjectReference, Pod};
-use apiserver::Error;
+use api::types::{Event, Node, ObjectReference, Pod};
+use client_go::client::{Client, ListParams};
+use client_go::informer::{key_of, Informer};
+use client_go::leaderelection::{self, Leadership};
+use client_go::Error;
+use seams::Clock;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -230,7 +230,9 @@ impl Loop {
 
     /// `PodScheduled=False, reason Unschedulable`, as kube-scheduler sets it.
     async fn mark_unschedulable(&self, pod: &Pod, message: &str) {
-        let now = self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let now = api::time::now(&*self.clock)
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
         let mut conditions: Vec<serde_json::Value> = pod
             .status
             .conditions
@@ -289,7 +291,7 @@ async fn event(
     reason: &str,
     message: &str,
 ) {
-    let now = clock.now();
+    let now = api::time::now(clock);
     let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
     let mut e = Event::default();
     e.metadata.name = format!("{}.{:x}", pod.metadata.name, now.as_nanosecond());

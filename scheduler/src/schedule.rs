@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use apiserver::types::{Node, Pod};
+use api::types::{Node, Pod};
 
 use crate::filters::{allocatable, filter, requests, NodeInfo};
 

@@ -1,7 +1,7 @@
 //! Small builders of nodes and pods, for the unit tests, the benchmark and the
 //! simulator's examples.
 
-use apiserver::types::{Container, Node, NodeCondition, Pod, ResourceRequirements, Taint};
+use api::types::{Container, Node, NodeCondition, Pod, ResourceRequirements, Taint};
 
 use crate::filters::NodeInfo;
 

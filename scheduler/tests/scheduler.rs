@@ -5,13 +5,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::SystemClock;
-use apiserver::leaderelection;
+use api::types::{Event, Lease, Pod};
 use apiserver::local::LocalControlPlane;
-use apiserver::types::{Event, Lease, Pod};
+use client_go::client::{Client, ListParams};
+use client_go::leaderelection;
 use scheduler::run::{Config, Scheduler};
 use scheduler::testing::pod;
+use seams::SystemClock;
 use support::{eventually, node};
 
 async fn bound_to(client: &Client, name: &str) -> Option<String> {

@@ -42,9 +42,48 @@
 //! `host:port` strings, as in the components' flags.
 
 pub mod clock;
+pub mod duration;
 pub mod net;
 pub mod rand;
 
 pub use clock::{Clock, SystemClock};
 pub use net::{Network, Tcp};
 pub use rand::Rng;
+
+use std::sync::Arc;
+
+/// The three seams together, as a component is handed them: the machine it runs on,
+/// as far as its code can tell. A real process gets [`Host::real`]; each simulated node
+/// hands its components the node's own.
+#[derive(Clone)]
+pub struct Host {
+    pub network: net::SharedNetwork,
+    pub clock: clock::SharedClock,
+    pub rng: Rng,
+}
+
+impl Host {
+    /// The machine's TCP, the machine's clock, randomness from the operating system.
+    pub fn real() -> Host {
+        Host {
+            network: Arc::new(Tcp),
+            clock: Arc::new(SystemClock),
+            rng: Rng::from_entropy(),
+        }
+    }
+
+    /// The same host with a stream of random numbers of its own (for one component).
+    pub fn fork(&self) -> Host {
+        Host {
+            network: self.network.clone(),
+            clock: self.clock.clone(),
+            rng: self.rng.fork(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Host {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Host")
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use apiserver::types::Pod;
+use api::types::Pod;
 
 use crate::cluster::{Cluster, ADMIN_CONF};
 use crate::kubelet::MANIFESTS;
@@ -66,10 +66,9 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
             let running = node2.runtime.list().await.into_iter().any(|c| {
                 c.name.contains("kube-apiserver") && matches!(c.state, State::Running { .. })
             });
-            let listening = match cluster.network.resolve("10.0.0.12", 6443) {
-                Some(addr) => tokio::net::TcpStream::connect(addr).await.is_ok(),
-                None => false,
-            };
+            let listening = seams::Network::connect(&*cluster.network, "10.0.0.12:6443")
+                .await
+                .is_ok();
             if node2.ctx.path(&manifest).exists() {
                 Err(format!("{manifest} still exists"))
             } else if running || listening {
@@ -84,7 +83,7 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
 
     checks.push(check("kubectl on node2 points at node1's apiserver", {
         let text = node2.ctx.read(ADMIN_CONF).unwrap_or_default();
-        match apiserver::kubeconfig::Kubeconfig::parse(&text).and_then(|k| k.target()) {
+        match client_go::kubeconfig::Kubeconfig::parse(&text).and_then(|k| k.target()) {
             Ok(t) if t.server == "https://10.0.0.11:6443" => Ok(format!("server: {}", t.server)),
             Ok(t) => Err(format!("server: {}", t.server)),
             Err(e) => Err(e.to_string()),
@@ -95,6 +94,7 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
         match node2.runtime.info("etcd2").await.map(|c| c.state) {
             Some(State::Exited { code, .. }) => Ok(format!("container etcd2 exited ({code})")),
             Some(State::Running { .. }) => Err("container etcd2 is running".into()),
+            Some(State::Created) => Err("container etcd2 has never run".into()),
             None => Err("no container etcd2 on node2".into()),
         }
     }));

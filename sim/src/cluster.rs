@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::client::{Client, ListParams};
-use apiserver::clock::{Clock, SystemClock};
-use apiserver::kubeconfig::Kubeconfig;
+use api::types::Node as NodeObject;
 use apiserver::pki::Ca;
-use apiserver::types::Node as NodeObject;
+use client_go::client::{Client, ListParams};
+use client_go::kubeconfig::Kubeconfig;
+use seams::{Clock, SystemClock};
 
 use crate::error::{Error, Result};
 use crate::kubelet::{Kubelet, KUBECONFIG, MANIFESTS, NGINX_CONF};
@@ -67,6 +67,13 @@ impl Node {
     pub async fn kubelet_running(&self) -> bool {
         self.kubelet.lock().await.is_some()
     }
+
+    /// The running kubelet's count of finished rounds, to wait on.
+    pub async fn kubelet_syncs(
+        &self,
+    ) -> Option<tokio::sync::watch::Receiver<crate::kubelet::Syncs>> {
+        self.kubelet.lock().await.as_ref().map(Kubelet::syncs)
+    }
 }
 
 pub struct Cluster {
@@ -78,11 +85,16 @@ pub struct Cluster {
     pub admin_token: String,
 }
 
-fn token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+/// A bearer token: 32 hex digits.
+fn token(rng: &seams::Rng) -> String {
+    rng.hex(32)
 }
 
-/// The etcd container of `name` (kubespray's `etcd_deployment_type: docker`).
+/// The etcd container of `name` (kubespray's `etcd_deployment_type: docker`). Its last
+/// flags shorten etcd's timings so the assignment runs in seconds: a heartbeat of
+/// 25 ms and elections of 250 ms (etcd: 100 ms and 1 s), requests that give up after
+/// 2 s (etcd: 5 s plus two election timeouts), and a snapshot every 10 000 entries
+/// (etcd 3.4: 100 000).
 pub fn etcd_container(name: &str, ip: &str) -> ContainerSpec {
     let cluster: Vec<String> = NODES
         .iter()
@@ -102,30 +114,38 @@ pub fn etcd_container(name: &str, ip: &str) -> ContainerSpec {
         "--initial-cluster-state=new".into(),
         "--heartbeat-interval=25".into(),
         "--election-timeout=250".into(),
+        "--request-timeout=2s".into(),
+        "--snapshot-count=10000".into(),
     ];
     ContainerSpec {
         name: name.into(),
         image: "quay.io/coreos/etcd:v3.5.16".into(),
         command: command.to_vec(),
+        ..ContainerSpec::default()
     }
 }
 
 impl Cluster {
     /// Installs the cluster under `root` and starts it.
     pub async fn create(root: &Path) -> Result<Cluster> {
+        Cluster::create_seeded(root, seams::Rng::from_entropy()).await
+    }
+
+    /// The same, with every token, UID, container ID and identity drawn from `rng`.
+    pub async fn create_seeded(root: &Path, rng: seams::Rng) -> Result<Cluster> {
         let network = Network::new();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ca = Arc::new(Ca::generate().map_err(Error::from)?);
-        let admin_token = token();
+        let admin_token = token(&rng);
         let control_planes: Vec<&str> = NODES.iter().filter(|n| n.2).map(|n| n.1).collect();
         let component_tokens = [
             (admin_token.clone(), "kubernetes-admin"),
-            (token(), "system:kube-scheduler"),
-            (token(), "system:kube-controller-manager"),
+            (token(&rng), "system:kube-scheduler"),
+            (token(&rng), "system:kube-controller-manager"),
         ];
         let mut kubelet_tokens = Vec::new();
         for (name, _, _) in NODES {
-            kubelet_tokens.push((token(), format!("system:node:{name}")));
+            kubelet_tokens.push((token(&rng), format!("system:node:{name}")));
         }
         let mut csv = String::new();
         for (t, user) in component_tokens
@@ -152,6 +172,7 @@ impl Cluster {
                 root: root.join(name),
                 network: network.clone(),
                 clock: clock.clone(),
+                rng: rng.fork(),
                 timing: Timing::default(),
             });
             for dir in [MANIFESTS, "/var/lib/etcd", "/tmp", "/root"] {
@@ -215,7 +236,11 @@ impl Cluster {
                     ctx.write(&format!("{MANIFESTS}/{file}"), &text)?;
                 }
             }
-            let runtime = Runtime::new(ctx.clone());
+            let runtime = Runtime::new(
+                clock.clone(),
+                ctx.rng.fork(),
+                crate::process::Programs::new(ctx.clone()),
+            );
             nodes.push(Node {
                 ctx,
                 runtime,
@@ -249,9 +274,11 @@ impl Cluster {
         let urls = NODES
             .iter()
             .filter(|n| n.2)
-            .map(|n| self.network.resolve_url(&format!("https://{}:6443", n.1)))
+            .map(|n| format!("https://{}:6443", n.1))
             .collect();
+        // The admin sits at node1's console: the cluster's network, node1's clock.
         Client::new(
+            &self.nodes[0].ctx.host(),
             urls,
             Some(&self.ca.cert_pem),
             Some(self.admin_token.clone()),
@@ -262,7 +289,12 @@ impl Cluster {
     /// A kubeconfig for *this* machine's real `kubectl`: the admin, talking to node1's
     /// apiserver at its loopback address.
     pub fn host_kubeconfig(&self) -> String {
-        let url = self.network.resolve_url("https://10.0.0.11:6443");
+        // The real tools cannot use the simulated network: they get the loopback port
+        // behind node1's address.
+        let url = match self.network.resolve("10.0.0.11", 6443) {
+            Some(addr) => format!("https://{addr}"),
+            None => "https://10.0.0.11:6443".to_string(),
+        };
         Kubeconfig::new(
             "cluster.local",
             &url,
@@ -294,7 +326,7 @@ impl Cluster {
                     .count();
                 // Every static pod reported (two control-plane nodes, three each).
                 let mirrors = client
-                    .list::<apiserver::types::Pod>(Some("kube-system"), &ListParams::default())
+                    .list::<api::types::Pod>(Some("kube-system"), &ListParams::default())
                     .await
                     .map(|l| l.items.len())
                     .unwrap_or(0);

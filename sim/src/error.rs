@@ -29,3 +29,9 @@ impl From<apiserver::Error> for Error {
         Error::Api(e.to_string())
     }
 }
+
+impl From<client_go::Error> for Error {
+    fn from(e: client_go::Error) -> Self {
+        Error::Api(e.to_string())
+    }
+}

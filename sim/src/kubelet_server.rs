@@ -12,7 +12,8 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 
-use crate::kubelet::{docker_name, KUBELET_PORT};
+use crate::kubelet::types::{CONTAINER_NAME_LABEL, POD_NAMESPACE_LABEL, POD_NAME_LABEL};
+use crate::kubelet::KUBELET_PORT;
 use crate::node::NodeContext;
 use crate::runtime::Runtime;
 
@@ -26,7 +27,8 @@ fn text(code: StatusCode, s: String) -> Response<Body> {
 
 /// Serves until aborted.
 pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
-    let listener = match node.network.listen_async(&node.ip, KUBELET_PORT) {
+    let address = format!("{}:{KUBELET_PORT}", node.ip);
+    let mut listener = match seams::Network::listen(&*node.network, &address) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(node = %node.name, error = %e, "the kubelet cannot listen");
@@ -37,7 +39,7 @@ pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
     loop {
         let tcp = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
+                Ok(accepted) => accepted.stream,
                 Err(_) => continue,
             },
             Some(_) = connections.join_next() => continue,
@@ -63,7 +65,20 @@ async fn handle(runtime: &Arc<Runtime>, req: Request<Incoming>) -> Response<Body
     let ["containerLogs", ns, pod, container] = parts[..] else {
         return text(StatusCode::NOT_FOUND, "404 page not found\n".into());
     };
-    let name = docker_name(ns, pod, container);
+    // The pod's container, by its labels (the kubelet's own, not a look-alike name).
+    let is_it = |labels: &std::collections::BTreeMap<String, String>| {
+        let label = |k: &str| labels.get(k).map(String::as_str);
+        label(POD_NAMESPACE_LABEL) == Some(ns)
+            && label(POD_NAME_LABEL) == Some(pod)
+            && label(CONTAINER_NAME_LABEL) == Some(container)
+    };
+    let name = runtime
+        .list()
+        .await
+        .into_iter()
+        .find(|c| is_it(&c.labels))
+        .map(|c| c.name)
+        .unwrap_or_default();
     let param = |k: &str| {
         query
             .split('&')

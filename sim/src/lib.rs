@@ -14,7 +14,8 @@
 //! kubelet on every node. The kubelets ([`kubelet`]) read the manifests and start
 //! kube-apiserver, kube-scheduler and kube-controller-manager as containers
 //! ([`runtime`], [`process`]). These are the real crates of this workspace, talking
-//! over real sockets. Node addresses such as `10.0.0.11:6443` are mapped to loopback
+//! over real sockets, each started from the command line in its manifest and parsed
+//! by the component's own flag parser, as a real kubelet runs a manifest's command. Node addresses such as `10.0.0.11:6443` are mapped to loopback
 //! ports by [`network`].
 //!
 //! **Step 2, the backup.** `etcdctl snapshot save` ([`shell::etcdctl`]) streams a
@@ -22,8 +23,9 @@
 //!
 //! **Step 3, stop kube-apiserver on node2.** The kubelet is the only thing that starts
 //! static pods, and it reads the manifests when it starts. So `rm` the manifest, then
-//! `systemctl restart kubelet`: the new kubelet finds no manifest for the apiserver and
-//! stops its container ([`kubelet`], `sync_static`).
+//! `systemctl restart kubelet`: the new kubelet finds no manifest for the apiserver,
+//! and its reconcile removes the container labelled as that static pod's
+//! ([`kubelet::reconcile`]). Containers of other pods, in `kube-system` or not, stay.
 //!
 //! **Step 4, re-point kubectl.** `kubectl config set-cluster` edits node2's
 //! `/root/.kube/config`, and [`shell::kubectl`] reads that file for every command.
@@ -56,7 +58,8 @@
 //! - TLS between etcd members, and between the apiserver and etcd (the manifests use
 //!   `http://` for etcd).
 //! - Virtual time. The cluster runs on the wall clock with short timings (leases of
-//!   1.5 s, elections of 250 ms) so a run takes seconds.
+//!   1.5 s, elections of 250 ms) so a run takes seconds; they are flags at the end of
+//!   each component's command line ([`manifests`], [`cluster::etcd_container`]).
 
 pub mod checker;
 pub mod cluster;

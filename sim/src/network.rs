@@ -8,8 +8,9 @@
 //!
 //! The map is a [`seams::net::Network`]: a component handed it listens on
 //! `10.0.0.11:2380` and dials `10.0.0.12:2380` exactly as it would on real TCP (the
-//! etcd members do). The inherent methods below are the older way in, for the call
-//! sites that still take loopback listeners and URLs.
+//! etcd members do), as does every other component, tool and check of the sim. The
+//! inherent methods are the map itself: reserving an address's port before anything
+//! listens there, and looking up the loopback port for this machine's real tools.
 
 use std::collections::HashMap;
 use std::io;
@@ -50,13 +51,6 @@ impl Network {
         Ok(listener)
     }
 
-    /// The same, as a tokio listener.
-    pub fn listen_async(&self, ip: &str, port: u16) -> io::Result<tokio::net::TcpListener> {
-        let listener = self.listen(ip, port)?;
-        listener.set_nonblocking(true)?;
-        tokio::net::TcpListener::from_std(listener)
-    }
-
     /// Where `host:port` really is.
     pub fn resolve(&self, host: &str, port: u16) -> Option<SocketAddr> {
         self.routes
@@ -64,24 +58,6 @@ impl Network {
             .expect("routes lock")
             .get(&(host.to_string(), port))
             .copied()
-    }
-
-    /// `https://10.0.0.11:6443/x` → `https://127.0.0.1:40213/x`; unknown addresses are
-    /// left as they are (and will fail to connect, as an unreachable host does).
-    pub fn resolve_url(&self, url: &str) -> String {
-        let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let Some((host, port)) = authority.rsplit_once(':') else {
-            return url.to_string();
-        };
-        let Some(addr) = port.parse().ok().and_then(|p| self.resolve(host, p)) else {
-            return url.to_string();
-        };
-        if scheme.is_empty() {
-            format!("{addr}{path}")
-        } else {
-            format!("{scheme}://{addr}{path}")
-        }
     }
 }
 
@@ -168,14 +144,7 @@ mod tests {
         let first = net.listen("10.0.0.11", 6443).unwrap();
         let addr = first.local_addr().unwrap();
         assert_eq!(net.resolve("10.0.0.11", 6443), Some(addr));
-        assert_eq!(
-            net.resolve_url("https://10.0.0.11:6443/api"),
-            format!("https://{addr}/api")
-        );
-        assert_eq!(
-            net.resolve_url("https://10.0.0.99:6443"),
-            "https://10.0.0.99:6443"
-        );
+        assert_eq!(net.resolve("10.0.0.99", 6443), None);
         drop(first);
         let again = net.listen("10.0.0.11", 6443).unwrap();
         assert_eq!(again.local_addr().unwrap(), addr);

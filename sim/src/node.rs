@@ -13,48 +13,24 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use apiserver::clock::Clock;
-use apiserver::leaderelection;
+use seams::Clock;
 
 use crate::error::{Error, Result};
 use crate::network::Network;
 
-/// Timings, short so the assignment runs in seconds (Kubernetes' defaults in comments).
+/// The kubelet's timings, short so the assignment runs in seconds (Kubernetes' default
+/// in the comment). The components' own timings are flags in their command lines
+/// ([`crate::manifests`], [`crate::cluster::etcd_container`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// Lease duration / renew deadline / retry period (15 s / 10 s / 2 s).
-    pub lease_duration: Duration,
-    pub renew_deadline: Duration,
-    pub retry_period: Duration,
-    /// How often a kubelet renews its node lease (10 s).
+    /// How often a kubelet renews its node lease and syncs its pods (10 s).
     pub node_lease_renew: Duration,
-    /// A node lease older than this makes the node unreachable (40 s).
-    pub node_grace_period: Duration,
-    /// How often the node lifecycle controller looks (5 s).
-    pub node_monitor_period: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            lease_duration: Duration::from_millis(1500),
-            renew_deadline: Duration::from_millis(1000),
-            retry_period: Duration::from_millis(250),
             node_lease_renew: Duration::from_millis(500),
-            node_grace_period: Duration::from_secs(4),
-            node_monitor_period: Duration::from_millis(500),
-        }
-    }
-}
-
-impl Timing {
-    /// Leader election for `component` with these timings.
-    pub fn election(&self, component: &str, identity: &str) -> leaderelection::Config {
-        leaderelection::Config {
-            lease_duration: self.lease_duration,
-            renew_deadline: self.renew_deadline,
-            retry_period: self.retry_period,
-            ..leaderelection::Config::new(component, identity)
         }
     }
 }
@@ -66,6 +42,8 @@ pub struct NodeContext {
     pub root: PathBuf,
     pub network: Arc<Network>,
     pub clock: Arc<dyn Clock>,
+    /// The node's share of the cluster's random numbers (IDs, tokens, identities).
+    pub rng: seams::Rng,
     pub timing: Timing,
 }
 
@@ -96,6 +74,16 @@ pub struct OutsideNode {
 const MAX_LINKS: u32 = 40;
 
 impl NodeContext {
+    /// What the node's components are built on: its network, its clock, its random
+    /// numbers.
+    pub fn host(&self) -> seams::Host {
+        seams::Host {
+            network: self.network.clone(),
+            clock: self.clock.clone(),
+            rng: self.rng.clone(),
+        }
+    }
+
     /// A path on this node as a host path, read lexically the way a chroot reads it: a
     /// relative path starts at [`CWD`], `.` is dropped, and `..` goes up but never
     /// above the node's `/` (`/../../x` is `/x`). `/etc/kubernetes/manifests` →

@@ -1,77 +1,98 @@
 //! What a container runs: its command line decides. `etcd`, `kube-apiserver`,
-//! `kube-scheduler` and `kube-controller-manager` start the real components (their
-//! flags parsed as the real binaries parse them); anything else is a simulated image
-//! ([`crate::workloads`]).
+//! `kube-scheduler` and `kube-controller-manager` start the real components; anything
+//! else is a simulated image ([`crate::workloads`]).
 //!
-//! Paths in flags (`--data-dir=/var/lib/etcd`, `--kubeconfig=/etc/kubernetes/...`) are
-//! the node's own files, under its directory in the data root.
+//! A component's flags are parsed by that component's own parser — the struct its
+//! binary parses (`kvstore::flags::Config`, `apiserver::flags::ServerRunOptions`,
+//! `scheduler::flags::Options`,
+//! `controller_manager::flags::KubeControllerManagerOptions`) — exactly as a real
+//! kubelet runs a manifest's command: same flags, same defaults, same errors. Only
+//! what a machine would provide differs: paths in flags (`--data-dir=/var/lib/etcd`,
+//! `--kubeconfig=/etc/kubernetes/...`) are the node's own files under its directory in
+//! the data root, and addresses are the simulated network's.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
+use std::sync::Arc;
 
 use clap::Parser;
-use kvstore::server::{self, ServerConfig};
-use kvstore::ClusterInfo;
+use kvstore::server;
 
 use crate::error::{Error, Result};
 use crate::node::NodeContext;
-use crate::runtime::Logs;
+use crate::runtime::{log, BoxFuture, Exec, Logs, Process};
 use crate::workloads;
 
-/// A running component or workload.
-pub enum Process {
+/// A running component.
+pub enum Component {
     Etcd(server::Server),
     Apiserver(apiserver::server::Running),
     Scheduler(scheduler::run::Scheduler),
     ControllerManager(controller_manager::run::ControllerManager),
-    /// A simulated workload; `exit` is set when it ends by itself.
-    Task {
-        handle: tokio::task::JoinHandle<()>,
-        exit: Arc<Mutex<Option<i32>>>,
-    },
 }
 
-impl Process {
-    /// Stops it like `kill`: sockets close, files stay.
-    pub async fn stop(self) {
-        match self {
-            Process::Etcd(s) => s.stop().await,
-            Process::Apiserver(a) => a.stop_serving(),
-            Process::Scheduler(s) => drop(s),
-            Process::ControllerManager(c) => drop(c),
-            Process::Task { handle, .. } => handle.abort(),
-        }
+impl Process for Component {
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            match *self {
+                Component::Etcd(s) => s.stop().await,
+                Component::Apiserver(a) => a.stop_serving(),
+                Component::Scheduler(s) => drop(s),
+                Component::ControllerManager(c) => drop(c),
+            }
+        })
     }
 
-    /// The exit code of a process that ended by itself: a workload that finished, or
-    /// an etcd member that failed (2, etcd's exit on a fatal error).
-    pub fn exit_code(&self) -> Option<i32> {
+    /// An etcd member that failed ends (2, etcd's exit on a fatal error); the others
+    /// run until stopped.
+    fn exit_code(&self) -> Option<i32> {
         match self {
-            Process::Task { exit, .. } => *exit.lock().expect("exit lock"),
-            Process::Etcd(server) => server.exit().map(|exit| exit.code),
+            Component::Etcd(server) => server.exit().map(|exit| exit.code),
             _ => None,
         }
     }
 }
 
-fn log(logs: &Logs, line: String) {
-    logs.lock().expect("logs lock").push(line);
+/// What runs a node's containers: its programs, on its files and its addresses.
+pub struct Programs {
+    node: Arc<NodeContext>,
 }
 
-/// Starts what `command` says.
-pub async fn start(node: &Arc<NodeContext>, command: &[String], logs: Logs) -> Result<Process> {
-    let Some(program) = command.first() else {
-        return Err(Error::Invalid("an empty command".into()));
-    };
-    match program.as_str() {
-        "etcd" => etcd(node, command, &logs).await,
-        "kube-apiserver" => kube_apiserver(node, command, &logs).await,
-        "kube-scheduler" => kube_scheduler(node, command, &logs),
-        "kube-controller-manager" => kube_controller_manager(node, command, &logs),
-        _ => Ok(workloads::start(command.to_vec(), logs)),
+impl Programs {
+    pub fn new(node: Arc<NodeContext>) -> Arc<Programs> {
+        Arc::new(Programs { node })
     }
 }
 
+impl Exec for Programs {
+    fn start<'a>(
+        &'a self,
+        command: &'a [String],
+        logs: Logs,
+    ) -> BoxFuture<'a, Result<Box<dyn Process>>> {
+        Box::pin(start(&self.node, command, logs))
+    }
+}
+
+/// Starts what `command` says.
+async fn start(
+    node: &Arc<NodeContext>,
+    command: &[String],
+    logs: Logs,
+) -> Result<Box<dyn Process>> {
+    let Some(program) = command.first() else {
+        return Err(Error::Invalid("an empty command".into()));
+    };
+    let component = match program.as_str() {
+        "etcd" => etcd(node, command, &logs).await?,
+        "kube-apiserver" => kube_apiserver(node, command, &logs).await?,
+        "kube-scheduler" => kube_scheduler(node, command, &logs)?,
+        "kube-controller-manager" => kube_controller_manager(node, command, &logs)?,
+        _ => return Ok(Box::new(workloads::start(command.to_vec(), logs))),
+    };
+    Ok(Box::new(component))
+}
+
+/// The component's flags, parsed by its own parser.
 fn flags<T: Parser>(command: &[String]) -> Result<T> {
     T::try_parse_from(command).map_err(|e| Error::Invalid(e.to_string()))
 }
@@ -91,80 +112,32 @@ fn host_port(url: &str) -> Result<(String, u16)> {
     Ok((host.to_string(), port))
 }
 
-#[derive(Parser)]
-struct EtcdFlags {
-    #[arg(long)]
-    name: String,
-    #[arg(long)]
-    data_dir: String,
-    #[arg(long)]
-    listen_client_urls: String,
-    #[arg(long)]
-    advertise_client_urls: String,
-    #[arg(long)]
-    listen_peer_urls: String,
-    #[arg(long)]
-    initial_advertise_peer_urls: String,
-    #[arg(long)]
-    initial_cluster: String,
-    #[arg(long, default_value = "etcd-cluster")]
-    initial_cluster_token: String,
-    #[arg(long, default_value = "new")]
-    initial_cluster_state: String,
-    /// Milliseconds.
-    #[arg(long, default_value_t = 100)]
-    heartbeat_interval: u64,
-    /// Milliseconds.
-    #[arg(long, default_value_t = 1000)]
-    election_timeout: u64,
+/// A path a flag names, on the node.
+fn node_path(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
-async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Process> {
-    let f: EtcdFlags = flags(command)?;
-    let clients = vec![f.advertise_client_urls.clone()];
-    let cluster = ClusterInfo::parse_initial_cluster(
-        &f.initial_cluster,
-        &f.initial_cluster_token,
-        &f.name,
-        &clients,
-    )
-    .map_err(Error::Invalid)?;
-    let id = cluster
-        .members
-        .iter()
-        .find(|m| m.name == f.name)
-        .map(|m| m.id)
-        .ok_or_else(|| Error::Invalid(format!("no member {}", f.name)))?;
+async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Component> {
+    let f: kvstore::flags::Config = flags(command)?;
+    let mut config = f.server_config().map_err(Error::Invalid)?;
+    config.data_dir = node.path(&node_path(&config.data_dir));
+    // The member listens on its node address and dials its peers through the
+    // simulated network, keeps the node's time, and draws its election timeouts from
+    // the node's share of the cluster's random numbers.
+    config.network = node.network.clone();
+    config.clock = node.clock.clone();
+    config.rng = node.rng.fork();
+    let id = config.id;
     // A listen URL without a port is a bad flag, said as one (the network would only
     // say it cannot listen there).
     host_port(&f.listen_client_urls)?;
     host_port(&f.listen_peer_urls)?;
-    let heartbeat = Duration::from_millis(f.heartbeat_interval);
-    let election = Duration::from_millis(f.election_timeout);
-    let config = ServerConfig {
-        id,
-        cluster,
-        data_dir: node.path(&f.data_dir),
-        listen_client: f.listen_client_urls.clone(),
-        listen_peer: f.listen_peer_urls.clone(),
-        heartbeat,
-        election_timeout: election,
-        request_timeout: Duration::from_secs(2).max(4 * election),
-        snapshot_count: 10_000,
-        max_request_bytes: kvstore::request::MAX_REQUEST_BYTES,
-        network: node.network.clone(),
-        // The nodes' clock is still the apiserver's own trait; the member keeps the
-        // machine's time until the sim hands its components one seams clock.
-        clock: seams::SystemClock::shared(),
-        // Not seeded by the cluster yet: live timings, nothing to replay.
-        rng: seams::Rng::from_entropy(),
-    };
     let server = server::start(config)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
     log(logs, format!(
         "{{\"level\":\"info\",\"msg\":\"serving client traffic insecurely; this is strongly discouraged!\",\"address\":\"{}\"}}",
-        f.advertise_client_urls
+        f.advertise_client()
     ));
     log(logs, format!(
         "{{\"level\":\"info\",\"msg\":\"started member\",\"name\":\"{}\",\"member-id\":\"{id:x}\",\"initial-cluster-state\":\"{}\"}}",
@@ -178,103 +151,77 @@ async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Resul
         let line = serde_json::json!({"level": "panic", "msg": exit.reason});
         log(&logs, line.to_string());
     });
-    Ok(Process::Etcd(server))
+    Ok(Component::Etcd(server))
 }
 
 fn io(e: std::io::Error) -> Error {
     Error::Invalid(e.to_string())
 }
 
-#[derive(Parser)]
-struct ApiserverFlags {
-    #[arg(long)]
-    advertise_address: String,
-    #[arg(long, default_value = "0.0.0.0")]
-    bind_address: String,
-    #[arg(long, default_value_t = 6443)]
-    secure_port: u16,
-    #[arg(long, value_delimiter = ',')]
-    etcd_servers: Vec<String>,
-    #[arg(long)]
-    tls_cert_file: String,
-    #[arg(long)]
-    tls_private_key_file: String,
-    #[arg(long)]
-    token_auth_file: String,
-}
-
 async fn kube_apiserver(
     node: &Arc<NodeContext>,
     command: &[String],
     logs: &Logs,
-) -> Result<Process> {
-    let f: ApiserverFlags = flags(command)?;
-    let read = |p: &str| node.read(p);
-    let mut config = apiserver::server::Config::new(
-        f.etcd_servers
-            .iter()
-            .map(|u| node.network.resolve_url(u))
-            .collect(),
-    );
-    config.etcd_timeout = Duration::from_secs(2);
-    config.advertise = format!("{}:{}", f.advertise_address, f.secure_port);
-    config.tls = Some((read(&f.tls_cert_file)?, read(&f.tls_private_key_file)?));
-    config.tokens = apiserver::server::parse_token_file(&read(&f.token_auth_file)?)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let network = node.network.clone();
-    config.kubelets = Arc::new(move |host, port| network.resolve(host, port));
-    config.clock = node.clock.clone();
-    let listener = node
-        .network
-        .listen_async(&f.advertise_address, f.secure_port)
+) -> Result<Component> {
+    let f: apiserver::flags::ServerRunOptions = flags(command)?;
+    let read = |p: &Path| {
+        node.read(&node_path(p))
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    };
+    let mut config = f.config(read).map_err(Error::Invalid)?;
+    // The node's network (etcd members and kubelets by node address) and clock.
+    config.host = node.host();
+    // A node's address is where it listens (there is no 0.0.0.0 on the simulated network).
+    let address = if f.advertise_address.is_empty() {
+        node.ip.clone()
+    } else {
+        f.advertise_address.clone()
+    };
+    if config.advertise.is_empty() {
+        config.advertise = format!("{address}:{}", f.secure_port);
+    }
+    let listener = seams::Network::listen(&*node.network, &format!("{address}:{}", f.secure_port))
         .map_err(io)?;
     let running = apiserver::server::start(listener, config)
         .await
         .map_err(|e| Error::Invalid(e.to_string()))?;
     log(
         logs,
-        format!(
-            "Serving securely on {}:{}",
-            f.advertise_address, f.secure_port
-        ),
+        format!("Serving securely on {address}:{}", f.secure_port),
     );
-    Ok(Process::Apiserver(running))
-}
-
-#[derive(Parser)]
-struct ComponentFlags {
-    #[arg(long)]
-    kubeconfig: String,
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    leader_elect: bool,
+    Ok(Component::Apiserver(running))
 }
 
 /// A client from a component's kubeconfig, through the simulated network.
-pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<apiserver::client::Client> {
+pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<client_go::client::Client> {
     let text = node.read(path)?;
-    let target = apiserver::kubeconfig::Kubeconfig::parse(&text)
+    let target = client_go::kubeconfig::Kubeconfig::parse(&text)
         .and_then(|k| k.target())
         .map_err(|e| Error::Invalid(e.to_string()))?;
-    let server = node.network.resolve_url(&target.server);
-    apiserver::client::Client::new(vec![server], target.ca_pem.as_deref(), target.token)
-        .map_err(|e| Error::Invalid(e.to_string()))
+    client_go::client::Client::new(
+        &node.host(),
+        vec![target.server],
+        target.ca_pem.as_deref(),
+        target.token,
+    )
+    .map_err(|e| Error::Invalid(e.to_string()))
 }
 
-fn kube_scheduler(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Process> {
-    let f: ComponentFlags = flags(command)?;
-    let client = client_from_kubeconfig(node, &f.kubeconfig)?;
-    let identity = format!("{}_{}", node.name, uuid::Uuid::new_v4());
-    let config = scheduler::run::Config {
-        leader_election: f
-            .leader_elect
-            .then(|| node.timing.election("kube-scheduler", &identity)),
-        identity: identity.clone(),
-    };
+/// The instance's name: the node's, plus a unique suffix (the Lease holder).
+fn identity(node: &NodeContext) -> String {
+    format!("{}_{}", node.name, node.rng.uuid())
+}
+
+fn kube_scheduler(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Component> {
+    let f: scheduler::flags::Options = flags(command)?;
+    let identity = identity(node);
+    let config = f.config(&identity).map_err(Error::Invalid)?;
+    let client = client_from_kubeconfig(node, &node_path(&f.kubeconfig))?;
     log(
         logs,
         format!("attempting to acquire leader lease kube-system/kube-scheduler... (as {identity})"),
     );
-    Ok(Process::Scheduler(scheduler::run::Scheduler::start(
+    Ok(Component::Scheduler(scheduler::run::Scheduler::start(
         client,
         config,
         node.clock.clone(),
@@ -285,18 +232,13 @@ fn kube_controller_manager(
     node: &Arc<NodeContext>,
     command: &[String],
     logs: &Logs,
-) -> Result<Process> {
-    let f: ComponentFlags = flags(command)?;
-    let client = client_from_kubeconfig(node, &f.kubeconfig)?;
-    let identity = format!("{}_{}", node.name, uuid::Uuid::new_v4());
-    let mut config = controller_manager::run::Config::new(&identity);
-    config.leader_election = f
-        .leader_elect
-        .then(|| node.timing.election("kube-controller-manager", &identity));
-    config.node_grace_period = node.timing.node_grace_period;
-    config.monitor_period = node.timing.node_monitor_period;
+) -> Result<Component> {
+    let f: controller_manager::flags::KubeControllerManagerOptions = flags(command)?;
+    let identity = identity(node);
+    let config = f.config(&identity).map_err(Error::Invalid)?;
+    let client = client_from_kubeconfig(node, &node_path(&f.kubeconfig))?;
     log(logs, format!("attempting to acquire leader lease kube-system/kube-controller-manager... (as {identity})"));
-    Ok(Process::ControllerManager(
+    Ok(Component::ControllerManager(
         controller_manager::run::ControllerManager::start(client, config, node.clock.clone()),
     ))
 }

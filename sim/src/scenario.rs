@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use apiserver::types::Pod;
+use api::types::Pod;
 
 use crate::checker::{self, Check};
 use crate::cluster::Cluster;

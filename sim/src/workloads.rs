@@ -6,22 +6,34 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::process::Process;
-use crate::runtime::Logs;
+use crate::runtime::{log as push, BoxFuture, Logs, Process};
 
-fn push(logs: &Logs, line: impl Into<String>) {
-    logs.lock().expect("logs lock").push(line.into());
+/// A running workload: a task, and its exit code once it ends by itself.
+pub struct Task {
+    handle: tokio::task::JoinHandle<()>,
+    exit: Arc<Mutex<Option<i32>>>,
+}
+
+impl Process for Task {
+    fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
+        self.handle.abort();
+        Box::pin(async {})
+    }
+
+    fn exit_code(&self) -> Option<i32> {
+        *self.exit.lock().expect("exit lock")
+    }
 }
 
 /// Starts the workload `command` (entrypoint plus arguments) describes.
-pub fn start(command: Vec<String>, logs: Logs) -> Process {
+pub fn start(command: Vec<String>, logs: Logs) -> Task {
     let exit = Arc::new(Mutex::new(None));
     let done = exit.clone();
     let handle = tokio::spawn(async move {
         let code = run(&command, &logs).await;
         *done.lock().expect("exit lock") = Some(code);
     });
-    Process::Task { handle, exit }
+    Task { handle, exit }
 }
 
 /// Runs until the workload ends; returns its exit code.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use apiserver::client::ListParams;
-use apiserver::types::Pod;
+use api::types::Pod;
+use client_go::client::ListParams;
 use sim::cluster::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -78,9 +78,9 @@ impl Server {
         );
         config.tokens = [(TOKEN.to_string(), "kubernetes-admin".to_string())].into();
         configure(&mut config);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = seams::Network::listen(&seams::Tcp, "127.0.0.1:0").unwrap();
         let running = start(listener, config).await.unwrap();
-        let tls = apiserver::pki::client_config(&ca.cert_pem).unwrap();
+        let tls = client_go::tls::client_config(&ca.cert_pem).unwrap();
         let server = Server {
             running,
             etcd,
@@ -101,7 +101,7 @@ impl Server {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.running.addr
+        self.running.addr.parse().expect("a TCP address")
     }
 
     /// A new TCP connection.

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use apiserver::kubeconfig::Kubeconfig;
 use apiserver::pki::Ca;
 use apiserver::server::{start_local, Running};
+use client_go::kubeconfig::Kubeconfig;
 use kvstore::server::local::{LocalCluster, Timing};
 
 pub struct Env {
@@ -95,14 +95,19 @@ impl Env {
     /// An apiserver over the same etcd on a given address (to restart one in place).
     pub async fn apiserver_on(&self, addr: &str) -> Running {
         let ca = Ca::load(&self.ca.cert_pem, &self.ca.key_pem).unwrap();
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let listener = seams::Network::listen(&seams::Tcp, addr).unwrap();
         start_apiserver_on(&self.etcd, ca, listener).await.0
     }
 
     /// A client of the API as the admin.
-    pub fn client(&self, endpoints: Vec<String>) -> apiserver::client::Client {
-        apiserver::client::Client::new(endpoints, Some(&self.ca.cert_pem), Some(ADMIN_TOKEN.into()))
-            .unwrap()
+    pub fn client(&self, endpoints: Vec<String>) -> client_go::client::Client {
+        client_go::client::Client::new(
+            &seams::Host::real(),
+            endpoints,
+            Some(&self.ca.cert_pem),
+            Some(ADMIN_TOKEN.into()),
+        )
+        .unwrap()
     }
 
     /// `https://127.0.0.1:port` of the first apiserver.
@@ -188,14 +193,14 @@ impl Env {
 
 /// An apiserver over `etcd`, serving HTTPS for 127.0.0.1 with a certificate from `ca`.
 async fn start_apiserver(etcd: &LocalCluster, ca: Ca) -> (Running, Ca) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = seams::Network::listen(&seams::Tcp, "127.0.0.1:0").unwrap();
     start_apiserver_on(etcd, ca, listener).await
 }
 
 async fn start_apiserver_on(
     etcd: &LocalCluster,
     ca: Ca,
-    listener: tokio::net::TcpListener,
+    listener: Box<dyn seams::net::Listener>,
 ) -> (Running, Ca) {
     let tokens = [(ADMIN_TOKEN.to_string(), "kubernetes-admin".to_string())].into();
     let running = start_local(listener, etcd.endpoints(), &ca, &[], tokens)

@@ -8,68 +8,17 @@
 //!   --initial-cluster-state new
 //! ```
 
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Parser;
+use kvstore::flags::Config;
+use kvstore::server;
 use kvstore::server::logging::ClockTime;
-use kvstore::server::{self, ServerConfig};
-use kvstore::ClusterInfo;
 use seams::clock::SharedClock;
-use seams::rand::Rng;
-use seams::{SystemClock, Tcp};
-
-/// A kvstore member: etcd's v3 API over Raft and sled.
-#[derive(Parser, Debug)]
-#[command(name = "etcd", version)]
-struct Flags {
-    /// Human-readable name of this member.
-    #[arg(long, default_value = "default")]
-    name: String,
-    /// Path to the data directory.
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// URL to listen on for client traffic.
-    #[arg(long, default_value = "http://localhost:2379")]
-    listen_client_urls: String,
-    /// This member's client URL, as advertised to the cluster.
-    #[arg(long)]
-    advertise_client_urls: Option<String>,
-    /// URL to listen on for peer traffic.
-    #[arg(long, default_value = "http://localhost:2380")]
-    listen_peer_urls: String,
-    /// This member's peer URL, as advertised to the cluster.
-    #[arg(long)]
-    initial_advertise_peer_urls: Option<String>,
-    /// Initial cluster configuration: NAME=PEER_URL,...
-    #[arg(long)]
-    initial_cluster: Option<String>,
-    /// `new` for a new cluster (`existing` is not supported yet).
-    #[arg(long, default_value = "new")]
-    initial_cluster_state: String,
-    /// Distinguishes clusters made from the same --initial-cluster.
-    #[arg(long, default_value = "etcd-cluster")]
-    initial_cluster_token: String,
-    /// Time (in milliseconds) of a heartbeat interval.
-    #[arg(long, default_value_t = 100)]
-    heartbeat_interval: u64,
-    /// Time (in milliseconds) for an election to timeout.
-    #[arg(long, default_value_t = 1000)]
-    election_timeout: u64,
-    /// Number of committed transactions to trigger a snapshot (and compact the log).
-    #[arg(long, default_value_t = 100_000)]
-    snapshot_count: u64,
-    /// Maximum client request size in bytes the server will accept.
-    #[arg(long, default_value_t = kvstore::request::MAX_REQUEST_BYTES)]
-    max_request_bytes: usize,
-    /// `zap` for etcd-style JSON log lines, `capnslog` for plain text.
-    #[arg(long, default_value = "capnslog")]
-    logger: String,
-}
+use seams::SystemClock;
 
 fn main() -> ExitCode {
-    let flags = Flags::parse();
+    let flags = Config::parse();
     // The one clock of this process: the member's time, and its log lines'.
     let clock = SystemClock::shared();
     if flags.logger == "zap" {
@@ -126,67 +75,10 @@ impl From<String> for Stopped {
     }
 }
 
-impl From<&str> for Stopped {
-    fn from(e: &str) -> Self {
-        Stopped::Error(e.to_string())
-    }
-}
-
-fn run(flags: Flags, clock: SharedClock) -> Result<(), Stopped> {
-    if flags.initial_cluster_state != "new" {
-        return Err(Stopped::Error(format!(
-            "--initial-cluster-state {} is not supported (only new)",
-            flags.initial_cluster_state
-        )));
-    }
-    if flags.heartbeat_interval == 0 || flags.election_timeout < 2 * flags.heartbeat_interval {
-        return Err("--election-timeout must be at least twice --heartbeat-interval".into());
-    }
-    let advertise_peer = flags
-        .initial_advertise_peer_urls
-        .clone()
-        .unwrap_or_else(|| flags.listen_peer_urls.clone());
-    let advertise_client = flags
-        .advertise_client_urls
-        .clone()
-        .unwrap_or_else(|| flags.listen_client_urls.clone());
-    let spec = flags
-        .initial_cluster
-        .clone()
-        .unwrap_or_else(|| format!("{}={advertise_peer}", flags.name));
-    let cluster = ClusterInfo::parse_initial_cluster(
-        &spec,
-        &flags.initial_cluster_token,
-        &flags.name,
-        &[advertise_client],
-    )?;
-    let id = cluster
-        .members
-        .iter()
-        .find(|m| m.name == flags.name)
-        .map(|m| m.id)
-        .ok_or("this member is not in --initial-cluster")?;
-    let data_dir = flags
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.etcd", flags.name)));
-    let election_timeout = Duration::from_millis(flags.election_timeout);
-    let config = ServerConfig {
-        id,
-        cluster,
-        data_dir,
-        listen_client: flags.listen_client_urls.clone(),
-        listen_peer: flags.listen_peer_urls.clone(),
-        heartbeat: Duration::from_millis(flags.heartbeat_interval),
-        election_timeout,
-        request_timeout: ServerConfig::etcd_request_timeout(election_timeout),
-        snapshot_count: flags.snapshot_count,
-        max_request_bytes: flags.max_request_bytes,
-        network: Tcp::shared(),
-        clock,
-        // A real member needs no replay: its election timeouts are seeded by the OS.
-        rng: Rng::from_entropy(),
-    };
+fn run(flags: Config, clock: SharedClock) -> Result<(), Stopped> {
+    let mut config = flags.server_config()?;
+    config.clock = clock;
+    let id = config.id;
     let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let server = server::start(config).await.map_err(|e| e.to_string())?;

@@ -13,7 +13,7 @@
 //!   client URL, served by tonic on the connections of [`incoming`];
 //! - [`authority`]: a thin wrapper on each client connection that repairs the
 //!   `:authority` header etcdctl 3.4 sends when it dials a member by URL.
-//! - [`local`]: a whole cluster of members in one process, for tests and the simulator.
+//! - `local` (feature `testing`): a whole cluster of members in one process, for tests.
 //! - [`logging`]: log lines stamped with the member's clock.
 //!
 //! Every socket of the member — its client port, its peer port, its dials to the
@@ -28,6 +28,7 @@ pub mod authority;
 pub mod driver;
 pub mod grpc;
 pub mod incoming;
+#[cfg(any(test, feature = "testing"))]
 pub mod local;
 pub mod logging;
 pub mod transport;

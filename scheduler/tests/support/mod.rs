@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use apiserver::types::{Node, NodeCondition, Taint};
+use api::types::{Node, NodeCondition, Taint};
 
 /// A Ready node with `cpu` cores; control-plane nodes carry the role label and taint.
 pub fn node(name: &str, cpu: &str, control_plane: bool) -> Node {

@@ -152,17 +152,20 @@ impl Ctl<'_> {
             .map_err(|e| file_error(path, &e))
     }
 
-    fn resolve(&self, url: &str) -> String {
-        let url = if url.contains("://") {
-            url.to_string()
+    /// An endpoint as a URL (`10.0.0.11:2379` → `http://10.0.0.11:2379`), dialed
+    /// through the cluster's network.
+    fn url(&self, endpoint: &str) -> String {
+        if endpoint.contains("://") {
+            endpoint.to_string()
         } else {
-            format!("http://{url}")
-        };
-        self.cluster.network.resolve_url(&url)
+            format!("http://{endpoint}")
+        }
     }
 
     fn client(&self, endpoints: &[String]) -> Result<Client, Output> {
-        let mut config = ClientConfig::new(endpoints.iter().map(|e| self.resolve(e)).collect());
+        let mut config = ClientConfig::new(endpoints.iter().map(|e| self.url(e)).collect());
+        config.network = self.cluster.network.clone();
+        config.clock = self.node.ctx.clock.clone();
         // One endpoint (status, health): a dead member should not hold the answer up.
         config.timeout = if endpoints.len() == 1 {
             Duration::from_secs(1)
@@ -272,7 +275,7 @@ impl Ctl<'_> {
                     &target,
                 )
                 .map_err(error)?;
-                let now = self.node.ctx.clock.now().strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
+                let now = api::time::now(&*self.node.ctx.clock).strftime("%Y-%m-%dT%H:%M:%S%.3fZ");
                 let line = |msg: &str, extra: String| {
                     format!("{{\"level\":\"info\",\"ts\":\"{now}\",\"caller\":\"snapshot/v3_snapshot.go\",\"msg\":\"{msg}\",\"path\":\"{file}\",\"data-dir\":\"{dir}\"{extra}}}\n")
                 };
@@ -299,14 +302,18 @@ impl Ctl<'_> {
     async fn members(&self) -> Result<Vec<kvstore::proto::etcdserverpb::Member>, Output> {
         let mut last = String::from("no endpoints");
         for e in &self.endpoints {
-            let url = self.resolve(e);
+            let url = self.url(e);
             let Ok(endpoint) = tonic::transport::Endpoint::from_shared(url) else {
                 continue;
             };
-            let endpoint = endpoint
-                .connect_timeout(Duration::from_secs(1))
-                .timeout(Duration::from_secs(3));
-            match endpoint.connect().await {
+            let endpoint = endpoint.timeout(Duration::from_secs(3));
+            // The dialer gives up a connection after 1 s of the node's clock.
+            let dialer = kvstore::client::Dialer::new(
+                self.cluster.network.clone(),
+                self.node.ctx.clock.clone(),
+                Duration::from_secs(1),
+            );
+            match endpoint.connect_with_connector(dialer).await {
                 Ok(channel) => match ClusterClient::new(channel)
                     .member_list(MemberListRequest::default())
                     .await
@@ -412,11 +419,7 @@ impl Ctl<'_> {
             .map_err(|e| error(format!("the member sent a bad snapshot: {e}")))?;
         std::fs::write(&part, &bytes).map_err(|e| file_error(&part_name, &e))?;
         std::fs::rename(&part, &path).map_err(|e| file_error(file, &e))?;
-        let now = self
-            .node
-            .ctx
-            .clock
-            .now()
+        let now = api::time::now(&*self.node.ctx.clock)
             .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
             .to_string();
         let stdout = format!(

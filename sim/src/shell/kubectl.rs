@@ -10,9 +10,9 @@ use super::Output;
 use crate::cluster::{Node, ADMIN_CONF};
 use crate::node::{reason as file_reason, Follow};
 use crate::process::client_from_kubeconfig;
-use apiserver::client::Client;
-use apiserver::kubeconfig::{Kubeconfig, NamedCluster};
 use apiserver::registry::{self, ResourceType};
+use client_go::client::Client;
+use client_go::kubeconfig::{Kubeconfig, NamedCluster};
 
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
@@ -179,10 +179,10 @@ impl Session {
     }
 }
 
-fn reason(e: &apiserver::Error, code: u16) -> String {
+fn reason(e: &client_go::Error, code: u16) -> String {
     match e {
-        apiserver::Error::Remote { reason, .. } if !reason.is_empty() => reason.clone(),
-        apiserver::Error::Remote { .. } => match code {
+        client_go::Error::Remote { reason, .. } if !reason.is_empty() => reason.clone(),
+        client_go::Error::Remote { .. } => match code {
             503 => "ServiceUnavailable".into(),
             _ => "InternalError".into(),
         },
@@ -673,7 +673,7 @@ fn config(node: &Node, what: &Config) -> Output {
                 }
                 None => k.clusters.push(NamedCluster {
                     name: name.clone(),
-                    cluster: apiserver::kubeconfig::Cluster {
+                    cluster: client_go::kubeconfig::Cluster {
                         server: server.clone().unwrap_or_default(),
                         ..Default::default()
                     },

@@ -37,6 +37,13 @@ enum DockerCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Remove one or more containers.
+    Rm {
+        /// Force the removal of a running container.
+        #[arg(short, long)]
+        force: bool,
+        names: Vec<String>,
+    },
     /// Fetch the logs of a container.
     Logs {
         name: String,
@@ -69,14 +76,14 @@ fn age(t: Timestamp, now: Timestamp) -> String {
     }
 }
 
-/// `docker ps`, `stop`, `start`, `logs`.
+/// `docker ps`, `stop`, `start`, `run`, `rm`, `logs`.
 pub async fn docker(node: &Node, argv: &[String]) -> Output {
     let cmd = match Docker::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => return clap_failure(e),
     };
     let runtime = &node.runtime;
-    let now = node.ctx.clock.now();
+    let now = api::time::now(&*node.ctx.clock);
     match cmd.command {
         DockerCommand::Ps { all } => {
             let mut rows = vec![vec![
@@ -90,6 +97,8 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
             for c in runtime.list().await {
                 let status = match c.state {
                     State::Running { since } => format!("Up {}", age(since, now)),
+                    State::Created if all => "Created".into(),
+                    State::Created => continue,
                     State::Exited { code, at } if all => {
                         format!("Exited ({code}) {} ago", age(at, now))
                     }
@@ -131,11 +140,28 @@ pub async fn docker(node: &Node, argv: &[String]) -> Output {
                 name,
                 image,
                 command,
+                ..Default::default()
             };
             match runtime.run(spec).await {
                 Ok(id) => Output::ok(format!("{id}\n")),
                 Err(e) => Output::fail(format!("docker: Error response from daemon: {e}."), 125),
             }
+        }
+        DockerCommand::Rm { force, names } => {
+            each(&names, |n| async move {
+                let running = runtime
+                    .info(&n)
+                    .await
+                    .is_some_and(|c| matches!(c.state, State::Running { .. }));
+                if running && !force {
+                    return Err(crate::error::Error::Conflict(format!(
+                        "Error response from daemon: cannot remove container \"/{n}\": \
+                         container is running: stop the container before removing or force remove"
+                    )));
+                }
+                runtime.remove(&n).await.map(|_| n)
+            })
+            .await
         }
         DockerCommand::Logs { name, tail } => match runtime.logs(&name).await {
             Ok(lines) => {

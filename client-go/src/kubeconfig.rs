@@ -112,7 +112,7 @@ impl Kubeconfig {
     }
 
     pub fn parse(text: &str) -> Result<Self> {
-        serde_yaml_ng::from_str(text).map_err(|e| Error::BadRequest(format!("kubeconfig: {e}")))
+        serde_yaml_ng::from_str(text).map_err(|e| Error::Config(format!("kubeconfig: {e}")))
     }
 
     pub fn to_yaml(&self) -> String {
@@ -121,7 +121,7 @@ impl Kubeconfig {
 
     /// The server, CA, token and namespace of the current context.
     pub fn target(&self) -> Result<Target> {
-        let missing = |what: &str| Error::BadRequest(format!("kubeconfig: {what}"));
+        let missing = |what: &str| Error::Config(format!("kubeconfig: {what}"));
         let context = self
             .contexts
             .iter()

@@ -16,17 +16,17 @@
 //!
 //! [`decide`] is the pure rule; [`LeaderElector`] runs it against the API.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use seams::clock::SharedClock;
+
 use crate::client::Client;
-use crate::clock::Clock;
 use crate::error::Error;
-use crate::types::{Lease, LeaseSpec};
+use api::types::{Lease, LeaseSpec};
 
 /// Kubernetes' defaults are 15 s / 10 s / 2 s; the simulator uses short ones.
 #[derive(Debug, Clone)]
@@ -66,9 +66,7 @@ pub enum Decision {
 }
 
 /// Lease times are `MicroTime`: RFC 3339 with microseconds.
-pub fn micro_time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()
-}
+pub use api::time::micro_time;
 
 /// The rule. `observed_at` is when this candidate last saw the lease's spec change.
 pub fn decide(
@@ -119,7 +117,7 @@ impl Drop for LeaderElector {
 
 impl LeaderElector {
     /// Starts campaigning.
-    pub fn start(client: Client, config: Config, clock: Arc<dyn Clock>) -> LeaderElector {
+    pub fn start(client: Client, config: Config, clock: SharedClock) -> LeaderElector {
         let (tx, is_leader) = watch::channel(false);
         let task = tokio::spawn(campaign(client, config, clock, tx));
         LeaderElector { is_leader, task }
@@ -140,7 +138,7 @@ pub enum Leadership {
 }
 
 impl Leadership {
-    pub fn start(client: Client, config: Option<Config>, clock: Arc<dyn Clock>) -> Leadership {
+    pub fn start(client: Client, config: Option<Config>, clock: SharedClock) -> Leadership {
         match config {
             Some(c) => Leadership::Elected(LeaderElector::start(client, c, clock)),
             None => Leadership::Always(watch::channel(true).0),
@@ -156,11 +154,11 @@ impl Leadership {
     }
 }
 
-async fn campaign(client: Client, config: Config, clock: Arc<dyn Clock>, tx: watch::Sender<bool>) {
+async fn campaign(client: Client, config: Config, clock: SharedClock, tx: watch::Sender<bool>) {
     let mut observed: Option<(LeaseSpec, Timestamp)> = None;
     let mut last_renewal: Option<Timestamp> = None;
     loop {
-        let now = clock.now();
+        let now = api::time::now(&*clock);
         let renewed = try_acquire_or_renew(&client, &config, &mut observed, now).await;
         match renewed {
             Ok(true) => {
@@ -175,14 +173,14 @@ async fn campaign(client: Client, config: Config, clock: Arc<dyn Clock>, tx: wat
                 // Could not reach the API: a leader keeps acting until its renew
                 // deadline passes, then steps down.
                 let deadline = SignedDuration::try_from(config.renew_deadline).unwrap_or_default();
-                if last_renewal.is_some_and(|t| clock.now() >= t + deadline) {
+                if last_renewal.is_some_and(|t| api::time::now(&*clock) >= t + deadline) {
                     tracing::warn!(lease = %config.name, error = %e, "failed to renew the lease; stepping down");
                     last_renewal = None;
                     tx.send_if_modified(|leader| std::mem::replace(leader, false));
                 }
             }
         }
-        tokio::time::sleep(config.retry_period).await;
+        clock.sleep(config.retry_period).await;
     }
 }
 

@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{Client, ListParams};
 use crate::error::{Error, Result};
-use crate::types::{Resource, Status};
+use api::types::{Resource, Status};
 
 /// One watch event, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,10 +92,10 @@ impl<T: Resource> WatchStream<T> {
 
 fn decode_event<T: Resource>(line: &[u8]) -> Result<Event<T>> {
     let raw: RawEvent = serde_json::from_slice(line)
-        .map_err(|e| Error::Internal(format!("watch: unreadable event: {e}")))?;
+        .map_err(|e| Error::Decode(format!("watch: unreadable event: {e}")))?;
     let object = || {
         serde_json::from_value::<T>(raw.object.clone())
-            .map_err(|e| Error::Internal(format!("watch: unreadable {}: {e}", T::KIND)))
+            .map_err(|e| Error::Decode(format!("watch: unreadable {}: {e}", T::KIND)))
     };
     Ok(match raw.type_.as_str() {
         "ADDED" => Event::Added(object()?),
@@ -225,7 +225,7 @@ async fn run<T: Resource>(
             Ok(list) => list,
             Err(e) => {
                 tracing::debug!(kind = T::KIND, error = %e, "list failed; retrying");
-                tokio::time::sleep(backoff).await;
+                client.clock().sleep(backoff).await;
                 continue;
             }
         };
@@ -238,7 +238,7 @@ async fn run<T: Resource>(
                 Err(Error::Expired(_)) => continue 'relist,
                 Err(e) => {
                     tracing::debug!(kind = T::KIND, error = %e, "watch failed; retrying");
-                    tokio::time::sleep(backoff).await;
+                    client.clock().sleep(backoff).await;
                     continue;
                 }
             };
@@ -271,7 +271,7 @@ async fn run<T: Resource>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::Pod;
+    use api::types::Pod;
 
     #[test]
     fn watch_lines_decode_into_events() {

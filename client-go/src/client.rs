@@ -16,17 +16,20 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use seams::clock::SharedClock;
+use seams::Host;
+
+use crate::connect::Connector;
 use crate::error::{Error, Result};
 use crate::kubeconfig::Kubeconfig;
-use crate::types::{List, Resource, Status};
+use api::types::{List, Resource, Status};
 
-type Http = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Http = hyper_util::client::legacy::Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// Filters and paging of a list or watch.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +61,7 @@ pub struct Client {
     current: Arc<AtomicUsize>,
     token: Option<String>,
     http: Http,
+    clock: SharedClock,
     /// How long one request may take (watches excepted).
     pub timeout: Duration,
     /// Who is asking (User-Agent), e.g. `kube-scheduler/node1`.
@@ -79,7 +83,7 @@ fn percent_encode(s: &str) -> String {
 
 /// `/api/v1/namespaces/default/pods` or `/apis/apps/v1/replicasets`.
 pub fn collection_path<T: Resource>(namespace: Option<&str>) -> String {
-    crate::registry::collection_url(T::GROUP, T::VERSION, T::PLURAL, T::NAMESPACED, namespace)
+    api::paths::collection_url(T::GROUP, T::VERSION, T::PLURAL, T::NAMESPACED, namespace)
 }
 
 fn object_path<T: Resource>(namespace: &str, name: &str) -> String {
@@ -94,7 +98,7 @@ fn status_error(code: StatusCode, body: &[u8]) -> Error {
     });
     let target = || {
         let d = status.details.clone().unwrap_or_default();
-        crate::error::Target::new(&d.group, &d.kind, &d.name)
+        api::Target::new(&d.group, &d.kind, &d.name)
     };
     match status.reason.as_str() {
         "NotFound" if status.details.is_some() => Error::NotFound(target()),
@@ -113,29 +117,30 @@ fn status_error(code: StatusCode, body: &[u8]) -> Error {
 impl Client {
     /// A client of `endpoints` (`https://10.0.0.11:6443`, ...), trusting `ca_pem` and
     /// sending `token`.
+    /// Every connection is dialed through `host`'s network, every timeout read from its
+    /// clock.
     pub fn new(
+        host: &Host,
         endpoints: Vec<String>,
         ca_pem: Option<&str>,
         token: Option<String>,
     ) -> Result<Self> {
         if endpoints.is_empty() {
-            return Err(Error::BadRequest("no apiserver endpoints given".into()));
+            return Err(Error::Config("no apiserver endpoints given".into()));
         }
         let tls = match ca_pem {
-            Some(pem) => crate::pki::client_config(pem)?,
-            None => crate::pki::client_config("")?,
+            Some(pem) => crate::tls::client_config(pem)?,
+            None => crate::tls::client_config("")?,
         };
-        // Small writes go out at once (TCP_NODELAY), as Go's net package does for every
-        // client of the real apiserver; with Nagle's algorithm a request written while
-        // the previous one is unacknowledged can wait 40 ms for a delayed ACK.
-        let mut tcp = HttpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.enforce_http(false); // the TLS layer above decides between http and https
+        // The network seam dials; TLS is layered on top. (The real network turns
+        // Nagle's algorithm off, as Go's net package does for every client of the
+        // real apiserver: a request written while the previous one is unacknowledged
+        // would otherwise wait 40 ms for a delayed ACK.)
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(tcp);
+            .wrap_connector(Connector::new(host.network.clone()));
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -144,23 +149,33 @@ impl Client {
             current: Arc::new(AtomicUsize::new(0)),
             token,
             http,
+            clock: host.clock.clone(),
             timeout: Duration::from_secs(10),
             user_agent: "miniplane".into(),
         })
     }
 
     /// A client for the current context of a kubeconfig.
-    pub fn from_kubeconfig(text: &str) -> Result<Self> {
+    pub fn from_kubeconfig(host: &Host, text: &str) -> Result<Self> {
         let target = Kubeconfig::parse(text)?.target()?;
-        Client::new(vec![target.server], target.ca_pem.as_deref(), target.token)
+        Client::new(
+            host,
+            vec![target.server],
+            target.ca_pem.as_deref(),
+            target.token,
+        )
     }
 
     /// A client for the kubeconfig at `path` (a component's `--kubeconfig`).
-    pub fn from_kubeconfig_file(path: &std::path::Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::BadRequest(format!("reading --kubeconfig {}: {e}", path.display()))
-        })?;
-        Client::from_kubeconfig(&text)
+    pub fn from_kubeconfig_file(host: &Host, path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading --kubeconfig {}: {e}", path.display())))?;
+        Client::from_kubeconfig(host, &text)
+    }
+
+    /// The clock the client times with (informers and leader election use it too).
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
     }
 
     /// The endpoint in use.
@@ -193,7 +208,9 @@ impl Client {
             .send_accepting(method, path_and_query, accept, body)
             .await?;
         let code = response.status().as_u16();
-        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
+        let bytes = self
+            .clock
+            .timeout(self.timeout, response.into_body().collect())
             .await
             .map_err(|_| Error::Unreachable(format!("{path_and_query}: the answer stalled")))?
             .map_err(|e| Error::Unreachable(format!("{path_and_query}: {e}")))?
@@ -238,8 +255,12 @@ impl Client {
             };
             let req = req
                 .body(Full::new(payload))
-                .map_err(|e| Error::BadRequest(format!("{url}: {e}")))?;
-            match tokio::time::timeout(self.timeout, self.http.request(req)).await {
+                .map_err(|e| Error::Config(format!("{url}: {e}")))?;
+            match self
+                .clock
+                .timeout(self.timeout, self.http.request(req))
+                .await
+            {
                 Ok(Ok(response)) => return Ok(response),
                 // A write that reached the server may have happened: trying it on the
                 // next apiserver could do it twice. Only reads, and requests that never
@@ -277,7 +298,9 @@ impl Client {
     ) -> Result<R> {
         let response = self.send(method, path, body).await?;
         let code = response.status();
-        let bytes = tokio::time::timeout(self.timeout, response.into_body().collect())
+        let bytes = self
+            .clock
+            .timeout(self.timeout, response.into_body().collect())
             .await
             .map_err(|_| Error::Unreachable(format!("{path}: the answer stalled")))?
             .map_err(|e| Error::Unreachable(format!("{path}: {e}")))?
@@ -286,7 +309,7 @@ impl Client {
             return Err(status_error(code, &bytes));
         }
         serde_json::from_slice(&bytes)
-            .map_err(|e| Error::Internal(format!("{path}: unexpected answer: {e}")))
+            .map_err(|e| Error::Decode(format!("{path}: unexpected answer: {e}")))
     }
 
     fn json<B: Serialize>(body: &B) -> Option<(&'static str, Vec<u8>)> {
@@ -375,7 +398,7 @@ impl Client {
         &self,
         namespace: &str,
         name: &str,
-        options: &crate::types::DeleteOptions,
+        options: &api::types::DeleteOptions,
     ) -> Result<T> {
         let path = object_path::<T>(namespace, name);
         self.call(Method::DELETE, &path, Self::json(options)).await
@@ -388,10 +411,7 @@ impl Client {
             "metadata": {"name": pod, "namespace": namespace},
             "target": {"kind": "Node", "apiVersion": "v1", "name": node},
         });
-        let path = format!(
-            "{}/binding",
-            object_path::<crate::types::Pod>(namespace, pod)
-        );
+        let path = format!("{}/binding", object_path::<api::types::Pod>(namespace, pod));
         let _: Value = self.call(Method::POST, &path, Self::json(&binding)).await?;
         Ok(())
     }
@@ -437,7 +457,7 @@ fn with_query(path: String, query: &[(&str, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Node, Pod, ReplicaSet};
+    use api::types::{Node, Pod, ReplicaSet};
 
     #[test]
     fn paths_are_built_per_kind() {
@@ -463,9 +483,12 @@ mod tests {
 
     #[test]
     fn error_statuses_become_typed_errors() {
-        let e = Error::Conflict(crate::error::Target::new("", "pods", "x"));
-        let body = serde_json::to_vec(&e.to_status()).unwrap();
-        assert_eq!(status_error(StatusCode::CONFLICT, &body), e);
+        // A Status as kube-apiserver sends it with a 409.
+        let body = br#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",
+            "message":"Operation cannot be fulfilled on pods \"x\": the object has been modified",
+            "reason":"Conflict","details":{"name":"x","kind":"pods"},"code":409}"#;
+        let e = status_error(StatusCode::CONFLICT, body);
+        assert_eq!(e, Error::Conflict(api::Target::new("", "pods", "x")));
         let e = status_error(StatusCode::BAD_GATEWAY, b"plain text");
         assert!(matches!(e, Error::Remote { code: 502, .. }));
     }

@@ -2,7 +2,6 @@
 //! `?fieldSelector=spec.nodeName=node3`, and the `matchLabels`/`matchExpressions` form
 //! a ReplicaSet selects its pods with.
 
-use crate::error::{Error, Result};
 use crate::types::{LabelSelector, Map};
 
 /// One requirement of a selector.
@@ -66,8 +65,22 @@ fn split_top_level(s: &str) -> Vec<&str> {
     parts
 }
 
-fn bad(kind: &str, s: &str) -> Error {
-    Error::BadRequest(format!(
+/// A selector that does not parse; the apiserver answers it with 400 Bad Request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+type Result<T> = std::result::Result<T, ParseError>;
+
+fn bad(kind: &str, s: &str) -> ParseError {
+    ParseError(format!(
         "unable to parse requirement: invalid {kind} selector: {s:?}"
     ))
 }

@@ -108,7 +108,8 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
 
 async fn alpine(cluster: &Cluster) -> Result<String, String> {
     let client = cluster.admin().map_err(|e| e.to_string())?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let clock = cluster.clock();
+    let deadline = clock.now() + Duration::from_secs(20);
     loop {
         let pod: Pod = client
             .get("default", "alpine")
@@ -132,10 +133,10 @@ async fn alpine(cluster: &Cluster) -> Result<String, String> {
                 pod.spec.node_name, command
             ));
         }
-        if std::time::Instant::now() > deadline {
+        if clock.now() > deadline {
             return Err(format!("phase {}, command {command:?}", pod.status.phase));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        clock.sleep(Duration::from_millis(200)).await;
     }
 }
 

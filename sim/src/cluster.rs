@@ -269,6 +269,11 @@ impl Cluster {
         self.nodes.iter().find(|n| n.name() == name)
     }
 
+    /// The cluster's clock (every node shares it).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.nodes[0].ctx.clock.clone()
+    }
+
     /// The admin's client, through every control-plane apiserver.
     pub fn admin(&self) -> Result<Client> {
         let urls = NODES
@@ -308,7 +313,8 @@ impl Cluster {
     /// Waits until every node is registered and Ready, and every static pod shows.
     pub async fn wait_ready(&self, deadline: Duration) -> Result<()> {
         let client = self.admin()?;
-        let until = std::time::Instant::now() + deadline;
+        let clock = self.clock();
+        let until = clock.now() + deadline;
         loop {
             if let Ok(list) = client
                 .list::<NodeObject>(None, &ListParams::default())
@@ -334,12 +340,12 @@ impl Cluster {
                     return Ok(());
                 }
             }
-            if std::time::Instant::now() > until {
+            if clock.now() > until {
                 return Err(Error::Api(format!(
                     "the cluster was not Ready within {deadline:?}"
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            clock.sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -111,7 +111,7 @@ async fn handle(runtime: &Arc<Runtime>, req: Request<Incoming>) -> Response<Body
             return;
         }
         loop {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            runtime.clock().sleep(Duration::from_millis(200)).await;
             let Ok(lines) = runtime.logs(&name).await else {
                 return;
             };

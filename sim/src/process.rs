@@ -87,7 +87,13 @@ async fn start(
         "kube-apiserver" => kube_apiserver(node, command, &logs).await?,
         "kube-scheduler" => kube_scheduler(node, command, &logs)?,
         "kube-controller-manager" => kube_controller_manager(node, command, &logs)?,
-        _ => return Ok(Box::new(workloads::start(command.to_vec(), logs))),
+        _ => {
+            return Ok(Box::new(workloads::start(
+                command.to_vec(),
+                logs,
+                node.clock.clone(),
+            )))
+        }
     };
     Ok(Box::new(component))
 }

@@ -118,6 +118,11 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// The clock the runtime stamps containers with.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     pub fn new(clock: Arc<dyn Clock>, rng: seams::Rng, exec: Arc<dyn Exec>) -> Arc<Runtime> {
         Arc::new(Runtime {
             rng,

@@ -63,12 +63,13 @@ impl<'a, W: Write> Scenario<'a, W> {
         Fut: std::future::Future<Output = bool>,
     {
         self.note(&format!("waiting until {what}"));
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let clock = self.cluster.clock();
+        let deadline = clock.now() + Duration::from_secs(30);
         while !check().await {
-            if std::time::Instant::now() > deadline {
+            if clock.now() > deadline {
                 return Err(Error::Api(format!("gave up waiting until {what}")));
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            clock.sleep(Duration::from_millis(100)).await;
         }
         Ok(())
     }
@@ -184,9 +185,10 @@ impl<'a, W: Write> Scenario<'a, W> {
         self.say("\n== Lesson A: lose quorum — stop a second etcd member\n\n");
         self.sh("node3", "docker stop etcd3").await;
         self.note("one member of three is left: no quorum, so no leader and no writes or linearizable reads");
-        let started = std::time::Instant::now();
+        let clock = self.cluster.clock();
+        let started = clock.now();
         let out = self.sh("node1", "kubectl get pods").await;
-        let took = started.elapsed();
+        let took = clock.elapsed(started);
         checks.push(Check {
             requirement: "without quorum, kubectl fails with a clear error in bounded time",
             passed: out.code != 0

@@ -6,6 +6,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use seams::clock::SharedClock;
+
 use crate::runtime::{log as push, BoxFuture, Logs, Process};
 
 /// A running workload: a task, and its exit code once it ends by itself.
@@ -26,18 +28,18 @@ impl Process for Task {
 }
 
 /// Starts the workload `command` (entrypoint plus arguments) describes.
-pub fn start(command: Vec<String>, logs: Logs) -> Task {
+pub fn start(command: Vec<String>, logs: Logs, clock: SharedClock) -> Task {
     let exit = Arc::new(Mutex::new(None));
     let done = exit.clone();
     let handle = tokio::spawn(async move {
-        let code = run(&command, &logs).await;
+        let code = run(&command, &logs, &clock).await;
         *done.lock().expect("exit lock") = Some(code);
     });
     Task { handle, exit }
 }
 
 /// Runs until the workload ends; returns its exit code.
-async fn run(command: &[String], logs: &Logs) -> i32 {
+async fn run(command: &[String], logs: &Logs, clock: &SharedClock) -> i32 {
     let program = command.first().map(String::as_str).unwrap_or("");
     let program = program.rsplit('/').next().unwrap_or(program);
     match program {
@@ -61,12 +63,12 @@ async fn run(command: &[String], logs: &Logs) -> i32 {
                     format!("64 bytes from {host}: seq={seq} ttl=117 time={ms:.3} ms"),
                 );
                 seq += 1;
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                clock.sleep(Duration::from_secs(1)).await;
             }
         }
         "sleep" => {
             let seconds: f64 = command.get(1).and_then(|s| s.parse().ok()).unwrap_or(0.0);
-            tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
+            clock.sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
             0
         }
         "nginx" | "docker-entrypoint.sh" => {
@@ -152,11 +154,21 @@ mod tests {
     #[tokio::test]
     async fn ping_prints_replies_and_unknown_commands_fail() {
         let logs: Logs = Arc::default();
-        assert_eq!(run(&v(&["nope"]), &logs).await, 127);
+        assert_eq!(
+            run(&v(&["nope"]), &logs, &seams::SystemClock::shared()).await,
+            127
+        );
         let logs: Logs = Arc::default();
         let ping = tokio::spawn({
             let logs = logs.clone();
-            async move { run(&v(&["ping", "8.8.8.8"]), &logs).await }
+            async move {
+                run(
+                    &v(&["ping", "8.8.8.8"]),
+                    &logs,
+                    &seams::SystemClock::shared(),
+                )
+                .await
+            }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while logs.lock().unwrap().len() < 2 {

@@ -196,7 +196,7 @@ async fn run(
             s.rounds += 1;
             s.with_api_pods += u64::from(knew);
         });
-        tokio::time::sleep(node.timing.node_lease_renew).await;
+        node.clock.sleep(node.timing.node_lease_renew).await;
     }
 }
 

@@ -2,7 +2,7 @@
 //! member on this node (`--endpoints=http://<node ip>:2379`), as kubespray's
 //! `/usr/local/bin/etcdctl.sh` wrapper does.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use kvstore::client::{Client, ClientConfig};
@@ -382,7 +382,8 @@ impl Ctl<'_> {
     async fn endpoint_health(&self, cluster: bool) -> Result<Output, Output> {
         let mut out = Output::default();
         for ep in self.targets(cluster).await? {
-            let started = Instant::now();
+            let clock = self.node.ctx.clock.clone();
+            let started = clock.now();
             let request = RangeRequest {
                 key: b"health".to_vec(),
                 ..Default::default()
@@ -390,7 +391,7 @@ impl Ctl<'_> {
             match self.client(std::slice::from_ref(&ep))?.range(request).await {
                 Ok(_) => out.stderr.push_str(&format!(
                     "{ep} is healthy: successfully committed proposal: took = {:?}\n",
-                    started.elapsed()
+                    clock.elapsed(started)
                 )),
                 Err(e) => {
                     out.stderr.push_str(&format!(

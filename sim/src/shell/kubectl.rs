@@ -481,11 +481,12 @@ async fn delete(s: &Session, resource: &str, name: &str) -> Result<Output, Outpu
     )
     .await?;
     // kubectl waits until the object is gone (a running pod: until its kubelet confirms).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
+    let clock = s.client.clock().clone();
+    let deadline = clock.now() + std::time::Duration::from_secs(30);
+    while clock.now() < deadline {
         match s.call(Method::GET, &url, "application/json", None).await {
             Err(_) => break,
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Ok(_) => clock.sleep(std::time::Duration::from_millis(100)).await,
         }
     }
     Ok(Output::ok(format!(

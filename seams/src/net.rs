@@ -104,12 +104,22 @@ impl Network for Tcp {
 
     fn connect(&self, addr: &str) -> BoxFuture<'static, io::Result<BoxStream>> {
         let addr = addr.to_string();
-        Box::pin(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream) as BoxStream)
-        })
+        Box::pin(async move { Ok(Box::new(dial(&addr).await?) as BoxStream) })
     }
+}
+
+/// A TCP connection with Nagle's algorithm off.
+async fn dial(addr: &str) -> io::Result<tokio::net::TcpStream> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// An accepted TCP connection with Nagle's algorithm off.
+async fn accept(listener: &tokio::net::TcpListener) -> io::Result<(tokio::net::TcpStream, String)> {
+    let (stream, peer) = listener.accept().await?;
+    stream.set_nodelay(true)?;
+    Ok((stream, peer.to_string()))
 }
 
 /// A bound TCP socket; it becomes a tokio listener at the first accept, inside the
@@ -127,11 +137,10 @@ impl Listener for TcpListener {
                 self.tokio = Some(tokio::net::TcpListener::from_std(std)?);
             }
             let listener = self.tokio.as_ref().expect("converted above");
-            let (stream, peer) = listener.accept().await?;
-            stream.set_nodelay(true)?;
+            let (stream, peer) = accept(listener).await?;
             Ok(Accepted {
                 stream: Box::new(stream),
-                peer: peer.to_string(),
+                peer,
             })
         })
     }
@@ -168,6 +177,17 @@ mod tests {
         let mut buf = [0; 4];
         server.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"ping");
+    }
+
+    /// Both ends of a connection send small writes at once (no 40 ms wait for a
+    /// delayed ACK): Raft heartbeats and watch events are small.
+    #[tokio::test]
+    async fn both_ends_turn_nagle_off() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (accepted, dialed) = tokio::join!(accept(&listener), dial(&addr));
+        assert!(accepted.unwrap().0.nodelay().unwrap());
+        assert!(dialed.unwrap().nodelay().unwrap());
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! nested transactions are decoded by [`crate::request::nested`].
 //!
 //! tonic turns each gRPC message into a Rust value with a *codec*; the generated
-//! services use this one (`build.rs` names it). It is prost's own encoding and
+//! services use this one (the generated code in `src/proto/generated/` names it; `tests/generated.rs` makes it so). It is prost's own encoding and
 //! decoding, with one exception: a `TxnRequest` (and the `TxnResponse` a client reads
 //! back) may nest deeper than prost's recursion limit allows, up to the depth etcd
 //! accepts, and a deeper one is refused as etcd refuses it — `etcdserver: too many

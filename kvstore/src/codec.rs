@@ -2,8 +2,8 @@
 //! nested transactions are decoded by [`crate::request::nested`].
 //!
 //! tonic turns each gRPC message into a Rust value with a *codec*; the generated
-//! services use this one (the generated code in `src/proto/generated/` names it; `tests/generated.rs` makes it so). It is prost's own encoding and
-//! decoding, with one exception: a `TxnRequest` (and the `TxnResponse` a client reads
+//! services (`src/proto/generated/`, made by `tests/generated.rs`) use this one. It is
+//! prost's own encoding and decoding, with one exception: a `TxnRequest` (and the `TxnResponse` a client reads
 //! back) may nest deeper than prost's recursion limit allows, up to the depth etcd
 //! accepts, and a deeper one is refused as etcd refuses it — `etcdserver: too many
 //! operations in txn request` — not as a decoding failure. Why that matters is told in

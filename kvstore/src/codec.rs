@@ -3,8 +3,8 @@
 //!
 //! tonic turns each gRPC message into a Rust value with a *codec*; the generated
 //! services (`src/proto/generated/`, made by `tests/generated.rs`) use this one. It is
-//! prost's own encoding and decoding, with one exception: a `TxnRequest` (and the `TxnResponse` a client reads
-//! back) may nest deeper than prost's recursion limit allows, up to the depth etcd
+//! prost's own encoding and decoding, with one exception: a `TxnRequest` (and the
+//! `TxnResponse` a client reads back) may nest deeper than prost's recursion limit allows, up to the depth etcd
 //! accepts, and a deeper one is refused as etcd refuses it — `etcdserver: too many
 //! operations in txn request` — not as a decoding failure. Why that matters is told in
 //! [`crate::request::nested`].

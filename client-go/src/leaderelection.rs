@@ -65,6 +65,53 @@ pub enum Decision {
     Wait { holder: String },
 }
 
+/// The leader-election flags every replicated component takes, as Kubernetes'
+/// component-base `LeaderElectionConfiguration` gives kube-scheduler and
+/// kube-controller-manager the same ones: `--leader-elect`,
+/// `--leader-elect-lease-duration`, `--leader-elect-renew-deadline`,
+/// `--leader-elect-retry-period` (Go durations).
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct LeaderElectionFlags {
+    /// Elect a leader among the instances before acting.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// How long a lease not renewed stays valid (a Go duration).
+    #[arg(long, default_value = "15s", value_parser = seams::duration::parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it steps down.
+    #[arg(long, default_value = "10s", value_parser = seams::duration::parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How long to wait between attempts to acquire or renew.
+    #[arg(long, default_value = "2s", value_parser = seams::duration::parse_duration)]
+    pub leader_elect_retry_period: Duration,
+}
+
+impl LeaderElectionFlags {
+    /// The election these flags ask for, on the Lease `name`, as `identity` (`None`
+    /// with `--leader-elect=false`), or what is wrong with the timings (the checks
+    /// kube-scheduler and kube-controller-manager make).
+    pub fn config(&self, name: &str, identity: &str) -> Result<Option<Config>, String> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        if self.leader_elect_lease_duration <= self.leader_elect_renew_deadline {
+            return Err(
+                "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline"
+                    .into(),
+            );
+        }
+        if self.leader_elect_retry_period.is_zero() {
+            return Err("--leader-elect-retry-period must be greater than zero".into());
+        }
+        Ok(Some(Config {
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
+            ..Config::new(name, identity)
+        }))
+    }
+}
+
 /// Lease times are `MicroTime`: RFC 3339 with microseconds.
 pub use api::time::micro_time;
 

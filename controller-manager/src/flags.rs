@@ -24,18 +24,9 @@ pub struct KubeControllerManagerOptions {
     /// Kubeconfig with the apiserver's address, CA and this component's token.
     #[arg(long)]
     pub kubeconfig: PathBuf,
-    /// Elect a leader among the instances before acting.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// How long a lease not renewed stays valid (a Go duration).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub leader_elect_lease_duration: Duration,
-    /// How long the leader keeps trying to renew before it steps down.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub leader_elect_renew_deadline: Duration,
-    /// How long to wait between attempts to acquire or renew.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub leader_elect_retry_period: Duration,
+    /// --leader-elect and its timings, shared with the other replicated components.
+    #[command(flatten)]
+    pub leader_election: leaderelection::LeaderElectionFlags,
     /// How long a node may go without renewing its lease before it is unreachable.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
@@ -49,25 +40,9 @@ impl KubeControllerManagerOptions {
     /// wrong with them.
     pub fn config(&self, identity: &str) -> Result<Config, String> {
         let mut config = Config::new(identity);
-        config.leader_election = if self.leader_elect {
-            if self.leader_elect_lease_duration <= self.leader_elect_renew_deadline {
-                return Err(
-                    "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline"
-                        .into(),
-                );
-            }
-            if self.leader_elect_retry_period.is_zero() {
-                return Err("--leader-elect-retry-period must be greater than zero".into());
-            }
-            Some(leaderelection::Config {
-                lease_duration: self.leader_elect_lease_duration,
-                renew_deadline: self.leader_elect_renew_deadline,
-                retry_period: self.leader_elect_retry_period,
-                ..leaderelection::Config::new("kube-controller-manager", identity)
-            })
-        } else {
-            None
-        };
+        config.leader_election = self
+            .leader_election
+            .config("kube-controller-manager", identity)?;
         if self.node_monitor_period.is_zero() {
             return Err("--node-monitor-period must be greater than zero".into());
         }

@@ -6,11 +6,9 @@
 //! the command line of the kube-scheduler static pod with it.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::Parser;
 use client_go::leaderelection;
-use seams::duration::parse_duration;
 
 use crate::run::Config;
 
@@ -24,43 +22,16 @@ pub struct Options {
     /// Kubeconfig with the apiserver's address, CA and this scheduler's token.
     #[arg(long)]
     pub kubeconfig: PathBuf,
-    /// Elect a leader among the scheduler instances before acting.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    pub leader_elect: bool,
-    /// How long a lease not renewed stays valid (a Go duration).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
-    pub leader_elect_lease_duration: Duration,
-    /// How long the leader keeps trying to renew before it steps down.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub leader_elect_renew_deadline: Duration,
-    /// How long to wait between attempts to acquire or renew.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    pub leader_elect_retry_period: Duration,
+    /// --leader-elect and its timings, shared with the other replicated components.
+    #[command(flatten)]
+    pub leader_election: leaderelection::LeaderElectionFlags,
 }
 
 impl Options {
     /// The scheduler these flags describe for the instance `identity`, or what is
     /// wrong with them (kube-scheduler's checks of the leader election timings).
     pub fn config(&self, identity: &str) -> Result<Config, String> {
-        let leader_election = if self.leader_elect {
-            if self.leader_elect_lease_duration <= self.leader_elect_renew_deadline {
-                return Err(
-                    "--leader-elect-lease-duration must be greater than --leader-elect-renew-deadline"
-                        .into(),
-                );
-            }
-            if self.leader_elect_retry_period.is_zero() {
-                return Err("--leader-elect-retry-period must be greater than zero".into());
-            }
-            Some(leaderelection::Config {
-                lease_duration: self.leader_elect_lease_duration,
-                renew_deadline: self.leader_elect_renew_deadline,
-                retry_period: self.leader_elect_retry_period,
-                ..leaderelection::Config::new("kube-scheduler", identity)
-            })
-        } else {
-            None
-        };
+        let leader_election = self.leader_election.config("kube-scheduler", identity)?;
         Ok(Config {
             identity: identity.into(),
             leader_election,
@@ -71,6 +42,7 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn flags_make_a_config_or_say_what_is_wrong() {

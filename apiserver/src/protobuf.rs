@@ -78,7 +78,7 @@ fn message_to_json(m: &DynamicMessage) -> Value {
             // Go's zero time (what an unset creationTimestamp encodes as) is JSON null.
             let seconds = get("seconds").and_then(|v| v.as_i64()).unwrap_or(0);
             return match jiff::Timestamp::from_second(seconds) {
-                Ok(t) if seconds != 0 => json!(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                Ok(t) if seconds != 0 => json!(api::time::rfc3339(t)),
                 _ => Value::Null,
             };
         }

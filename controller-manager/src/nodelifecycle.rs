@@ -49,7 +49,7 @@ fn parse(t: Option<&String>) -> Option<Timestamp> {
 }
 
 fn stamp(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    api::time::rfc3339(t)
 }
 
 /// When the node last showed a sign of life: its lease, else its Ready heartbeat, else

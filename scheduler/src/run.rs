@@ -230,9 +230,7 @@ impl Loop {
 
     /// `PodScheduled=False, reason Unschedulable`, as kube-scheduler sets it.
     async fn mark_unschedulable(&self, pod: &Pod, message: &str) {
-        let now = api::time::now(&*self.clock)
-            .strftime("%Y-%m-%dT%H:%M:%SZ")
-            .to_string();
+        let now = api::time::rfc3339(api::time::now(&*self.clock));
         let mut conditions: Vec<serde_json::Value> = pod
             .status
             .conditions
@@ -292,7 +290,7 @@ async fn event(
     message: &str,
 ) {
     let now = api::time::now(clock);
-    let stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let stamp = api::time::rfc3339(now);
     let mut e = Event::default();
     e.metadata.name = format!("{}.{:x}", pod.metadata.name, now.as_nanosecond());
     e.metadata.namespace = pod.metadata.namespace.clone();

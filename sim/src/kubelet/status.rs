@@ -6,7 +6,7 @@ use jiff::Timestamp;
 
 /// The API's time format (seconds).
 pub fn time(t: Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    api::time::rfc3339(t)
 }
 
 /// The status to report for `pod`, whose containers are as `containers` says.

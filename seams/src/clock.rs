@@ -76,6 +76,136 @@ impl Clock for SystemClock {
     }
 }
 
+/// The simulator's clock: virtual time that can later be paced by the wall clock.
+///
+/// **Simulated** (how it starts): monotonic time is tokio's, on a runtime whose clock is
+/// paused, so time stands still while any task has work and jumps to the next timer
+/// when every task waits. Wall time is a fixed `epoch` plus the virtual time passed, so
+/// the same run stamps the same `creationTimestamp`s. Nothing here reads the machine's
+/// clocks: a breakpoint, a slow machine or a `--step` pause changes nothing in what the
+/// cluster does next.
+///
+/// **Live** ([`SimClock::go_live`]): the runtime's clock is resumed and virtual time
+/// follows the wall clock, but never by more than [`MAX_STEP`] between two readings. A
+/// process stopped for 30 s (SIGSTOP, a debugger) comes back to a clock that moved
+/// by one step, not 30 s: no lease expires, no election starts, no node goes NotReady
+/// because the learner was away. A ticker ([`SimClock::pace`]) reads the clock every
+/// [`TICK`], so while the process runs, time never lags by more than a tick.
+pub struct SimClock {
+    origin: Instant,
+    epoch: SystemTime,
+    paced: Arc<std::sync::Mutex<Option<Paced>>>,
+}
+
+/// The live clock's state: the last runtime instant read, and the virtual instant it
+/// was turned into.
+#[derive(Debug, Clone, Copy)]
+struct Paced {
+    runtime: Instant,
+    virtual_now: Instant,
+}
+
+/// The most a live clock moves between two readings.
+pub const MAX_STEP: Duration = Duration::from_millis(250);
+/// How often [`SimClock::pace`] reads a live clock.
+pub const TICK: Duration = Duration::from_millis(20);
+
+impl SimClock {
+    /// A simulated clock whose wall time starts at `epoch`. Build it inside the
+    /// runtime it runs on (its origin is the runtime's now).
+    pub fn new(epoch: SystemTime) -> Arc<SimClock> {
+        Arc::new(SimClock {
+            origin: Instant::now(),
+            epoch,
+            paced: Arc::default(),
+        })
+    }
+
+    fn paced(&self) -> std::sync::MutexGuard<'_, Option<Paced>> {
+        lock(&self.paced)
+    }
+
+    /// Whether time follows the wall clock yet.
+    pub fn is_live(&self) -> bool {
+        self.paced().is_some()
+    }
+
+    /// From now on, time follows the wall clock, one [`MAX_STEP`] at most per reading.
+    /// Resumes the runtime's paused clock, so it must be called on that runtime (a
+    /// current-thread one, with time paused); a second call does nothing.
+    pub fn go_live(&self) {
+        let mut paced = self.paced();
+        if paced.is_none() {
+            let now = Instant::now();
+            tokio::time::resume();
+            *paced = Some(Paced {
+                runtime: now,
+                virtual_now: now,
+            });
+        }
+    }
+
+    /// Reads a live clock every [`TICK`] for as long as it runs, so that no reading
+    /// ever finds more than a tick passed unless the process was stopped. Spawn it
+    /// once, after [`SimClock::go_live`].
+    pub async fn pace(self: Arc<Self>) {
+        loop {
+            let now = self.now();
+            self.sleep_until(now + TICK).await;
+        }
+    }
+}
+
+fn lock(paced: &std::sync::Mutex<Option<Paced>>) -> std::sync::MutexGuard<'_, Option<Paced>> {
+    paced
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Now, on a simulated or live clock: a live one moves by what the runtime's clock
+/// moved since the last reading, [`MAX_STEP`] at most.
+fn read(paced: &std::sync::Mutex<Option<Paced>>) -> Instant {
+    let mut paced = lock(paced);
+    match paced.as_mut() {
+        None => Instant::now(),
+        Some(p) => {
+            let runtime = Instant::now();
+            let step = runtime.saturating_duration_since(p.runtime).min(MAX_STEP);
+            p.runtime = runtime;
+            p.virtual_now += step;
+            p.virtual_now
+        }
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Instant {
+        read(&self.paced)
+    }
+
+    fn wall(&self) -> SystemTime {
+        self.epoch + self.now().saturating_duration_since(self.origin)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<'static, ()> {
+        if !self.is_live() {
+            return Box::pin(tokio::time::sleep_until(deadline));
+        }
+        // Live: sleep on the runtime's (now real) clock for what is left, and look
+        // again, since a stop in between moved virtual time less than the wall clock.
+        let paced = self.paced.clone();
+        Box::pin(async move {
+            loop {
+                let remaining = deadline.saturating_duration_since(read(&paced));
+                if remaining.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(remaining).await;
+            }
+        })
+    }
+}
+
 /// A `Clock::timeout` whose deadline passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed;
@@ -210,6 +340,46 @@ mod tests {
         let late = clock.now();
         assert_eq!(ticks.tick().await, late + Duration::from_millis(100));
         assert_eq!(clock.now(), late + Duration::from_millis(100));
+    }
+
+    /// Simulated: time stands still while the thread works and wall time is the
+    /// epoch plus the virtual time slept.
+    #[tokio::test(start_paused = true)]
+    async fn a_simulated_clock_is_virtual_and_stamps_from_its_epoch() {
+        let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_600_000);
+        let clock: SharedClock = SimClock::new(epoch);
+        let start = clock.now();
+        std::thread::sleep(Duration::from_millis(50)); // real work takes no virtual time
+        assert_eq!(clock.now(), start);
+        assert_eq!(clock.wall(), epoch);
+        clock.sleep(Duration::from_secs(40)).await;
+        assert_eq!(clock.elapsed(start), Duration::from_secs(40));
+        assert_eq!(clock.wall(), epoch + Duration::from_secs(40));
+    }
+
+    /// Live: time follows the runtime's real clock, but a stop of the whole thread
+    /// (what SIGSTOP or a debugger does) counts as one step at most.
+    #[tokio::test(start_paused = true)]
+    async fn a_live_clock_does_not_count_a_stop() {
+        let sim = SimClock::new(SystemTime::UNIX_EPOCH);
+        let clock: SharedClock = sim.clone();
+        clock.sleep(Duration::from_secs(100)).await; // simulated time first
+        let before = clock.now();
+        sim.go_live();
+        assert!(sim.is_live());
+        assert!(clock.now() - before <= MAX_STEP, "no jump at the switch");
+        let mark = clock.now();
+        std::thread::sleep(Duration::from_secs(1)); // the process stopped for 1 s
+        let after = clock.now();
+        assert!(
+            after - mark <= MAX_STEP,
+            "a 1 s stop moved the clock by {:?}",
+            after - mark
+        );
+        // ...and a live sleep still takes its time in virtual terms.
+        let start = clock.now();
+        clock.sleep(Duration::from_millis(60)).await;
+        assert!(clock.elapsed(start) >= Duration::from_millis(60));
     }
 
     #[tokio::test(start_paused = true)]

@@ -46,7 +46,7 @@ pub mod duration;
 pub mod net;
 pub mod rand;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, SimClock, SystemClock};
 pub use net::{Network, Tcp};
 pub use rand::Rng;
 

@@ -45,10 +45,12 @@ pub mod clock;
 pub mod duration;
 pub mod net;
 pub mod rand;
+pub mod scope;
 
 pub use clock::{Clock, SystemClock};
 pub use net::{Network, Tcp};
 pub use rand::Rng;
+pub use scope::Scope;
 
 use std::sync::Arc;
 

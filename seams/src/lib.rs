@@ -43,11 +43,13 @@
 
 pub mod clock;
 pub mod duration;
+pub mod memory;
 pub mod net;
 pub mod rand;
 pub mod scope;
 
 pub use clock::{Clock, SystemClock};
+pub use memory::MemoryNetwork;
 pub use net::{Network, Tcp};
 pub use rand::Rng;
 pub use scope::Scope;

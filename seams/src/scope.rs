@@ -419,6 +419,7 @@ impl Listener for ScopedListener {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::MemoryNetwork;
     use crate::net::Tcp;
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -427,6 +428,13 @@ mod tests {
     async fn soon<F: Future>(fut: F) -> F::Output {
         let waited = tokio::time::timeout(Duration::from_secs(60), fut).await;
         waited.expect("never woken")
+    }
+
+    /// Whether `fut` is still waiting after a second (at once, on a paused clock).
+    async fn still_pending<F: Future>(fut: F) -> bool {
+        tokio::time::timeout(Duration::from_secs(1), fut)
+            .await
+            .is_err()
     }
 
     /// A connection between a dialer and a listener.
@@ -520,6 +528,16 @@ mod tests {
         assert_eq!(soon(server.read(&mut buf)).await.unwrap_or(0), 0);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn kill_closes_a_servers_in_memory_sockets() {
+        kill_closes_a_servers_sockets(MemoryNetwork::new(), "10.0.0.11:6443").await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kill_closes_a_clients_in_memory_sockets() {
+        kill_closes_a_clients_sockets(MemoryNetwork::new(), "10.0.0.11:6443").await;
+    }
+
     #[tokio::test]
     async fn kill_closes_a_servers_tcp_sockets() {
         kill_closes_a_servers_sockets(Tcp::shared(), "127.0.0.1:0").await;
@@ -528,5 +546,66 @@ mod tests {
     #[tokio::test]
     async fn kill_closes_a_clients_tcp_sockets() {
         kill_closes_a_clients_sockets(Tcp::shared(), "127.0.0.1:0").await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn kill_wakes_a_waiting_accept_and_a_waiting_dial() {
+        let net = MemoryNetwork::new();
+        let scope = Scope::new(net.host("10.0.0.12"));
+        let mut listener = scope.listen("10.0.0.12:10250").unwrap();
+        let accepting = tokio::spawn(async move {
+            let first = listener.accept().await.map(|_| ());
+            assert!(
+                still_pending(listener.accept()).await,
+                "reported once, then quiet"
+            );
+            first
+        });
+        let _far = net.listen("10.0.0.11:6443").unwrap();
+        net.partition("10.0.0.11", "10.0.0.12");
+        let dialing = tokio::spawn(scope.connect("10.0.0.11:6443"));
+        tokio::task::yield_now().await;
+        assert!(!accepting.is_finished() && !dialing.is_finished());
+
+        scope.kill();
+        assert_eq!(
+            kind(soon(accepting).await.unwrap()),
+            Some(io::ErrorKind::ConnectionAborted)
+        );
+        assert_eq!(
+            kind(soon(dialing).await.unwrap()),
+            Some(io::ErrorKind::ConnectionAborted)
+        );
+        assert!(net.listen("10.0.0.12:10250").is_ok(), "the address is free");
+    }
+
+    /// An accept given up halfway (as a `select!` does) loses no connection.
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_accept_keeps_its_connection() {
+        let net = MemoryNetwork::new();
+        let scope = Scope::new(net.clone());
+        let mut listener = scope.listen("10.0.0.11:6443").unwrap();
+        assert!(still_pending(listener.accept()).await);
+        let mut client = net.connect("10.0.0.11:6443").await.unwrap();
+        let mut server = soon(listener.accept()).await.unwrap().stream;
+        client.write_all(b"hello").await.unwrap();
+        let mut buf = [0; 5];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropped_sockets_leave_the_scope() {
+        let net = MemoryNetwork::new();
+        let scope = Scope::new(net.clone());
+        let mut listener = scope.listen("10.0.0.11:6443").unwrap();
+        let (a, b) = pair(&*scope, &mut listener).await;
+        let enrolled = lock(&scope.switch.state).victims.len();
+        assert_eq!(
+            enrolled, 3,
+            "the listener and both ends (the finished dial left)"
+        );
+        drop((a, b, listener));
+        assert!(lock(&scope.switch.state).victims.is_empty());
     }
 }

@@ -18,7 +18,9 @@
 //!   tokio byte streams, which hyper, tonic and the Raft transport all accept, so real
 //!   HTTP/1.1, HTTP/2, TLS and gRPC bytes flow over whatever the network is. [`net::Tcp`]
 //!   is the real one; the simulator maps node addresses (`10.0.0.11:6443`) to loopback
-//!   ports behind the same trait, and can later carry the bytes in memory.
+//!   ports behind the same trait. [`memory::MemoryNetwork`] carries the bytes in memory
+//!   instead, and can cut hosts apart or crash them; [`scope::Scope`] closes every
+//!   socket of one process at once, as the kernel does when the process is killed.
 //! - [`clock::Clock`] — *what time is it, and wake me at*. Monotonic time (sleeps,
 //!   intervals, timeouts, Raft ticks, lease checks) and wall time (timestamps in
 //!   objects, lease renew times, events, log lines) both come from it, and wall time
@@ -33,22 +35,26 @@
 //!
 //! ## Read next
 //! `clock.rs` (the trait and the helpers every component uses: `sleep`, `timeout`,
-//! `interval`), then `net.rs`, then `rand.rs`. After that, `kvstore/src/server` shows a
-//! component built on all three.
+//! `interval`), then `net.rs`, `memory.rs` and `scope.rs`, then `rand.rs`. After that,
+//! `kvstore/src/server` shows a component built on all three.
 //!
 //! ## Left out
-//! The simulated and paced clocks and the in-memory network are the next step; this
-//! crate has the traits and the real implementations. There is no DNS: addresses are
-//! `host:port` strings, as in the components' flags.
+//! The simulated and paced clocks are the next step; this crate has the clock trait
+//! and the real clock. There is no DNS: addresses are `host:port` strings, as in the
+//! components' flags.
 
 pub mod clock;
 pub mod duration;
+pub mod memory;
 pub mod net;
 pub mod rand;
+pub mod scope;
 
 pub use clock::{Clock, SimClock, SystemClock};
+pub use memory::MemoryNetwork;
 pub use net::{Network, Tcp};
 pub use rand::Rng;
+pub use scope::Scope;
 
 use std::sync::Arc;
 

@@ -39,9 +39,9 @@
 //! `kvstore/src/server` shows a component built on all three.
 //!
 //! ## Left out
-//! The simulated and paced clocks are the next step; this crate has the clock trait
-//! and the real clock. There is no DNS: addresses are `host:port` strings, as in the
-//! components' flags.
+//! There is no DNS: addresses are `host:port` strings, as in the components' flags.
+//! The simulator's clock ([`clock::SimClock`]) is virtual time on a paused tokio
+//! runtime: it cannot virtualise a library that reads the machine's clock itself.
 
 pub mod clock;
 pub mod duration;

@@ -336,17 +336,24 @@ impl MemoryNetwork {
         })?;
         let mut state = lock(&self.shared);
         let mut failed = None;
+        let mut wakers = Vec::new();
         for (addr, listening) in &mut state.listeners {
             if listening.tcp.is_some() {
                 continue;
             }
             let bound = split_addr(addr).and_then(|(host, port)| bind_tcp(&runtime, host, port));
             match bound {
-                Ok(tcp) => listening.tcp = Some(tcp),
+                Ok(tcp) => {
+                    listening.tcp = Some(tcp);
+                    // An accept already waiting looks again, at the TCP socket too.
+                    wakers.extend(listening.waker.take());
+                }
                 Err(e) => failed = failed.or(Some(e)),
             }
         }
         state.bridge = Some(runtime);
+        drop(state);
+        wake(wakers);
         failed.map_or(Ok(()), Err)
     }
 

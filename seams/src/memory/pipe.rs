@@ -116,6 +116,10 @@ impl AsyncWrite for MemoryStream {
         }
         let n = room.min(data.len());
         dir.buf.extend(&data[..n]);
+        // Across a cut link the reader is not woken now, but when the link is
+        // repaired: mark the bytes as held, so the repair knows to wake it (a reader
+        // parked before the cut would otherwise sleep through the repair).
+        dir.held |= held;
         let reader = if held { None } else { dir.reader.take() };
         drop(state);
         wake(reader.into_iter().collect());

@@ -351,6 +351,59 @@ async fn bridged_listeners_accept_real_tcp_too() {
     assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
 }
 
+/// A reader that was waiting before the link was cut (a watch, idle) is woken by the
+/// repair for what was written meanwhile: the bug the whole-cluster fault tests found
+/// (a kubelet's watch that never saw its pods after a one-way partition healed).
+#[tokio::test]
+async fn a_reader_parked_before_a_cut_gets_what_was_written_during_it() {
+    let net = MemoryNetwork::new();
+    let mut listener = net.host("10.0.0.1").listen("10.0.0.1:80").unwrap();
+    let (accepted, dialed) = tokio::join!(
+        listener.accept(),
+        net.host("10.0.0.3").connect("10.0.0.1:80")
+    );
+    let (mut server, mut client) = (accepted.unwrap().stream, dialed.unwrap());
+    let reader = tokio::spawn(async move {
+        let mut got = [0; 5];
+        client.read_exact(&mut got).await.map(|_| got)
+    });
+    tokio::task::yield_now().await; // the reader parks on an empty pipe
+    net.partition_oneway("10.0.0.1", "10.0.0.3");
+    server.write_all(b"event").await.unwrap();
+    tokio::task::yield_now().await;
+    assert!(!reader.is_finished(), "held while the link is cut");
+    net.repair_all();
+    let got = tokio::time::timeout(Duration::from_secs(10), reader).await;
+    assert_eq!(
+        &got.expect("woken by the repair").unwrap().unwrap(),
+        b"event"
+    );
+}
+
+/// A server's accept loop is already waiting when the network goes live (the
+/// simulator's `--keep`): the bridge wakes it, so it takes real TCP connections too.
+#[tokio::test]
+async fn an_accept_waiting_before_the_bridge_takes_real_tcp() {
+    let net = MemoryNetwork::new();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut listener = net.listen(&addr).unwrap();
+    let server = tokio::spawn(async move {
+        let mut stream = listener.accept().await.unwrap().stream;
+        stream.write_all(b"hello").await.unwrap();
+    });
+    tokio::task::yield_now().await; // the accept parks, before any TCP socket exists
+    net.bridge_tcp().unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut got = [0; 5];
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_exact(&mut got)).await;
+    assert!(
+        read.is_ok(),
+        "the waiting accept never saw the TCP connection"
+    );
+    assert_eq!(&got, b"hello");
+    server.await.unwrap();
+}
+
 #[tokio::test]
 async fn an_address_that_cannot_be_bridged_is_an_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

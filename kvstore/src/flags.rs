@@ -129,6 +129,7 @@ impl Config {
             network: seams::Tcp::shared(),
             clock: seams::SystemClock::shared(),
             rng: seams::Rng::from_entropy(),
+            runtime: crate::server::MemberRuntime::default(),
         })
     }
 }

@@ -158,6 +158,7 @@ async fn save_restore_and_read_back_at_the_same_revision() {
             network: network.clone(),
             clock: seams::SystemClock::shared(),
             rng: seams::Rng::seeded(i as u64),
+            runtime: kvstore::server::MemberRuntime::default(),
         };
         servers.push(
             server::start_on(config, peer, client_listener)

@@ -26,7 +26,7 @@
 //! of them. A leader's appends are written to the sockets *before* its fsync
 //! ([`Member::ready_sending`]), so its followers' disks work while its own does.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use seams::clock::SharedClock;
@@ -219,8 +219,9 @@ pub fn spawn<S: Storage + Send + 'static>(
             let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.block_on(async move {
                     tokio::select! {
-                        () = run(member, (clock, tick), inbox.0, outbound, exit) => {}
+                        biased;
                         _ = stop => {}
+                        () = run(member, (clock, tick), inbox.0, outbound, exit) => {}
                     }
                 })
             }));
@@ -235,6 +236,38 @@ pub fn spawn<S: Storage + Send + 'static>(
             }
         })
         .expect("a thread for the member")
+}
+
+/// [`spawn`], as a task on the runtime that calls it instead of a thread of its own
+/// (the simulator runs every member of a cluster on one thread). The member's sockets
+/// are the caller's to close; a panic outside a round ends the task, and `exit` says
+/// why.
+pub fn spawn_task<S: Storage + Send + 'static>(
+    inbox: Inbox,
+    member: Member<S>,
+    (clock, tick): (SharedClock, Duration),
+    outbound: Outbound,
+    stop: oneshot::Receiver<()>,
+    exit: watch::Sender<Option<Exit>>,
+) -> tokio::task::JoinHandle<()> {
+    let exit_on_panic = exit.clone();
+    let member = tokio::spawn(async move {
+        tokio::select! {
+            biased;
+            _ = stop => {}
+            () = run(member, (clock, tick), inbox.0, outbound, exit) => {}
+        }
+    });
+    tokio::spawn(async move {
+        if let Err(e) = member.await {
+            if e.is_panic() {
+                let _ = exit_on_panic.send(Some(Exit {
+                    code: 2,
+                    reason: panic_reason(e.into_panic().as_ref()),
+                }));
+            }
+        }
+    })
 }
 
 /// Request IDs must never repeat, not even across restarts (an old entry replayed at
@@ -254,8 +287,8 @@ struct Driver<S: Storage> {
     outbound: Outbound,
     next_id: u64,
     next_watch: i64,
-    waiting: HashMap<u64, oneshot::Sender<Result<Response>>>,
-    watches: HashMap<i64, mpsc::UnboundedSender<WatchDelivery>>,
+    waiting: BTreeMap<u64, oneshot::Sender<Result<Response>>>,
+    watches: BTreeMap<i64, mpsc::UnboundedSender<WatchDelivery>>,
     seen: (raft::StateRole, u64),
 }
 
@@ -273,14 +306,17 @@ async fn run<S: Storage>(
     let mut driver = Driver {
         next_id: first_request_id(member.id(), clock.wall()),
         next_watch: 1,
-        waiting: HashMap::new(),
-        watches: HashMap::new(),
+        waiting: BTreeMap::new(),
+        watches: BTreeMap::new(),
         seen: (member.status().role, 0),
         member,
         outbound,
     };
     loop {
+        // `biased`: the branches are tried in this order, not at random, so that the
+        // same run makes the same choices (the simulator's determinism).
         let first = tokio::select! {
+            biased;
             _ = ticker.tick() => None,
             event = inbox.recv() => match event {
                 Some(event) => Some(event),

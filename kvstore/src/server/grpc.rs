@@ -6,7 +6,7 @@
 //! bidirectional stream that can carry many watches; each gets an ID local to the
 //! stream, as in etcd.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -307,7 +307,7 @@ impl watch_server::Watch for Api {
         let api = self.clone();
         tokio::spawn(async move {
             // This stream's watch IDs (from 0, as etcd numbers them) → the member's.
-            let mut ids: HashMap<i64, i64> = HashMap::new();
+            let mut ids: BTreeMap<i64, i64> = BTreeMap::new();
             let mut next = 0;
             while let Some(Ok(request)) = incoming.next().await {
                 match request.request_union {

@@ -133,6 +133,33 @@ impl Stream for Incoming {
     }
 }
 
+/// Serves etcd's gRPC services (`routes`) on every connection `incoming` yields, each
+/// in a task of its own, as HTTP/2 with prior knowledge (what gRPC clients speak). A
+/// connection that fails is logged and dropped; the loop ends only with the listener.
+///
+/// tonic's own server would do the same, but hyper adds a `date` header to every
+/// response from the machine's clock; etcd's Go gRPC server sends none, and a
+/// simulated run must not read the machine's clock.
+pub async fn serve(mut incoming: Incoming, routes: tonic::service::Routes) {
+    use tokio_stream::StreamExt as _;
+    let routes = routes.prepare();
+    while let Some(connection) = incoming.next().await {
+        let Ok(connection) = connection else {
+            continue; // that accept failed; the listener still works
+        };
+        let service = hyper_util::service::TowerToHyperService::new(routes.clone());
+        tokio::spawn(async move {
+            let mut http =
+                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            http.auto_date_header(false);
+            let io = hyper_util::rt::TokioIo::new(connection);
+            if let Err(e) = http.serve_connection(io, service).await {
+                tracing::debug!(error = %e, "a gRPC connection ended");
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,6 +120,7 @@ impl LocalCluster {
             network: self.network.clone(),
             clock: self.clock.clone(),
             rng: self.rng.clone(),
+            runtime: super::MemberRuntime::default(),
         }
     }
 

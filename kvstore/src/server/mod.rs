@@ -33,13 +33,15 @@ pub mod local;
 pub mod logging;
 pub mod transport;
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use seams::clock::SharedClock;
 use seams::net::{host_port, Listener, SharedNetwork};
 use seams::rand::Rng;
+use seams::scope::Scope;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::member::{Member, MemberConfig};
@@ -90,6 +92,24 @@ pub struct ServerConfig {
     /// election timeouts from it (`member/elections.rs`). Member IDs are not random:
     /// they are derived from the peer URLs and the cluster token, as etcd's are.
     pub rng: Rng,
+    /// Where the member runs: a thread of its own, or the caller's runtime.
+    pub runtime: MemberRuntime,
+}
+
+/// Where a member's tasks run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemberRuntime {
+    /// A thread of its own with its own runtime, which holds the member, its sockets
+    /// and their tasks; stopping the member drops that runtime, closing everything at
+    /// once as a process exit would. The `etcd` binary and the tests run this way.
+    #[default]
+    OwnThread,
+    /// Tasks on the runtime that starts it, with no other thread at all (the store's
+    /// batches are written inline too): the simulator runs a whole cluster on one
+    /// thread under a paused clock. Every socket comes from a [`Scope`] over the
+    /// configured network, killed when the member stops, so its connections close as
+    /// a process's do even where tonic spawned them.
+    Shared,
 }
 
 impl ServerConfig {
@@ -114,8 +134,46 @@ pub struct Server {
     /// Ends the member's thread, whose runtime holds its sockets, connections and
     /// streams: stopping the member closes all of them at once, as a process exit would.
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Option<Running>,
     exit: tokio::sync::watch::Receiver<Option<Exit>>,
+}
+
+/// Where a starting member's tasks go.
+enum Place {
+    Thread(tokio::runtime::Runtime),
+    Tasks(Arc<Scope>),
+}
+
+/// What runs a member, as [`MemberRuntime`] says.
+enum Running {
+    Thread(std::thread::JoinHandle<()>),
+    Tasks {
+        /// Ends once the member is dropped (stopped) or failed.
+        member: tokio::task::JoinHandle<()>,
+        /// Its servers: the gRPC API and the peer listener.
+        servers: Vec<tokio::task::AbortHandle>,
+        /// Every socket it has.
+        sockets: Arc<Scope>,
+    },
+}
+
+impl Running {
+    /// Closes every socket and ends the servers (the member itself is told by `stop`).
+    fn close(&self) {
+        if let Running::Tasks {
+            servers, sockets, ..
+        } = self
+        {
+            close(servers, sockets);
+        }
+    }
+}
+
+fn close(servers: &[tokio::task::AbortHandle], sockets: &Scope) {
+    sockets.kill();
+    for server in servers {
+        server.abort();
+    }
 }
 
 impl Server {
@@ -147,8 +205,20 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(thread) = self.thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        match self.thread.take() {
+            Some(Running::Thread(thread)) => {
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
+            Some(Running::Tasks {
+                member,
+                servers,
+                sockets,
+            }) => {
+                // The member is dropped (its storage closed) before its sockets.
+                let _ = member.await;
+                close(&servers, &sockets);
+            }
+            None => {}
         }
     }
 }
@@ -157,6 +227,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(running) = &self.thread {
+            running.close();
         }
     }
 }
@@ -167,7 +240,12 @@ fn io(e: std::io::Error) -> Error {
 
 /// Opens the data directory, listens on both URLs through the config's network, starts
 /// the member and serves.
-pub async fn start(config: ServerConfig) -> Result<Server> {
+pub async fn start(mut config: ServerConfig) -> Result<Server> {
+    let scope = (config.runtime == MemberRuntime::Shared).then(|| {
+        let scope = Scope::new(config.network.clone());
+        config.network = scope.clone();
+        scope
+    });
     let peer_listener = config
         .network
         .listen(host_port(&config.listen_peer))
@@ -176,17 +254,44 @@ pub async fn start(config: ServerConfig) -> Result<Server> {
         .network
         .listen(host_port(&config.listen_client))
         .map_err(io)?;
-    start_on(config, peer_listener, client_listener).await
+    serve(config, peer_listener, client_listener, scope).await
 }
 
 /// [`start`] on listeners made already (tests listen on port 0 first, to learn the
 /// ports every member's configuration must name).
+/// In [`MemberRuntime::Shared`], only the member's dials are closed when it stops:
+/// the listeners are the caller's.
 pub async fn start_on(
-    config: ServerConfig,
+    mut config: ServerConfig,
     peer_listener: Box<dyn Listener>,
     client_listener: Box<dyn Listener>,
 ) -> Result<Server> {
-    let storage = SledStorage::open(&config.data_dir, &config.cluster, config.clock.clone())?;
+    let scope = (config.runtime == MemberRuntime::Shared).then(|| {
+        let scope = Scope::new(config.network.clone());
+        config.network = scope.clone();
+        scope
+    });
+    serve(config, peer_listener, client_listener, scope).await
+}
+
+/// Opens the store and serves on the listeners; `scope` holds the member's sockets
+/// when it runs on the caller's runtime.
+async fn serve(
+    config: ServerConfig,
+    peer_listener: Box<dyn Listener>,
+    client_listener: Box<dyn Listener>,
+    scope: Option<Arc<Scope>>,
+) -> Result<Server> {
+    let writer = match config.runtime {
+        MemberRuntime::OwnThread => crate::storage::backend::Writer::Thread,
+        MemberRuntime::Shared => crate::storage::backend::Writer::Inline,
+    };
+    let storage = SledStorage::open_with(
+        &config.data_dir,
+        &config.cluster,
+        config.clock.clone(),
+        writer,
+    )?;
     let ticks =
         (config.election_timeout.as_millis() / config.heartbeat.as_millis().max(1)) as usize;
     let election_tick = ticks.max(2);
@@ -209,7 +314,7 @@ pub async fn start_on(
     let member = Member::start(member_config, config.cluster.clone(), storage);
     let peer_addr = peer_listener.local_addr();
     let client_addr = client_listener.local_addr();
-    let peers: HashMap<u64, String> = config
+    let peers: BTreeMap<u64, String> = config
         .cluster
         .members
         .iter()
@@ -217,11 +322,20 @@ pub async fn start_on(
         .filter_map(|m| Some((m.id, host_port(m.peer_urls.first()?).to_string())))
         .collect();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(io)?;
-    let inside = runtime.enter();
+    // Own thread: a runtime of the member's own, entered while its tasks are made.
+    let place = match scope {
+        None => Place::Thread(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(io)?,
+        ),
+        Some(sockets) => Place::Tasks(sockets),
+    };
+    let inside = match &place {
+        Place::Thread(runtime) => Some(runtime.enter()),
+        Place::Tasks(_) => None,
+    };
     let outbound = Outbound::start(config.network.clone(), config.clock.clone(), peers);
     let (handle, inbox) = driver::channel();
 
@@ -229,31 +343,32 @@ pub async fn start_on(
     // etcd's gRPC server takes messages up to --max-request-bytes plus 512 KiB of
     // headroom; a larger one is refused before it is decoded (ResourceExhausted).
     let max = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    let grpc = tonic::transport::Server::builder()
-        .add_service(kv_server::KvServer::new(api.clone()).max_decoding_message_size(max))
-        .add_service(watch_server::WatchServer::new(api.clone()).max_decoding_message_size(max))
-        .add_service(lease_server::LeaseServer::new(api.clone()).max_decoding_message_size(max))
-        .add_service(cluster_server::ClusterServer::new(api.clone()).max_decoding_message_size(max))
-        .add_service(maintenance_server::MaintenanceServer::new(api).max_decoding_message_size(max))
-        .serve_with_incoming(Incoming::new(client_listener));
-    runtime.spawn(transport::serve_peers(peer_listener, handle.clone()));
-    runtime.spawn(async move {
-        if let Err(e) = grpc.await {
-            tracing::error!(error = %e, "the gRPC server stopped");
-        }
-    });
+    let routes = tonic::service::Routes::new(
+        kv_server::KvServer::new(api.clone()).max_decoding_message_size(max),
+    )
+    .add_service(watch_server::WatchServer::new(api.clone()).max_decoding_message_size(max))
+    .add_service(lease_server::LeaseServer::new(api.clone()).max_decoding_message_size(max))
+    .add_service(cluster_server::ClusterServer::new(api.clone()).max_decoding_message_size(max))
+    .add_service(maintenance_server::MaintenanceServer::new(api).max_decoding_message_size(max));
+    let grpc = incoming::serve(Incoming::new(client_listener), routes);
+    let servers = vec![
+        tokio::spawn(transport::serve_peers(peer_listener, handle.clone())).abort_handle(),
+        tokio::spawn(grpc).abort_handle(),
+    ];
     drop(inside);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let (exit_tx, exit) = tokio::sync::watch::channel(None);
-    let thread = driver::spawn(
-        runtime,
-        inbox,
-        member,
-        (config.clock.clone(), config.heartbeat),
-        outbound,
-        stopped,
-        exit_tx,
-    );
+    let timing = (config.clock.clone(), config.heartbeat);
+    let thread = match place {
+        Place::Thread(runtime) => Running::Thread(driver::spawn(
+            runtime, inbox, member, timing, outbound, stopped, exit_tx,
+        )),
+        Place::Tasks(sockets) => Running::Tasks {
+            member: driver::spawn_task(inbox, member, timing, outbound, stopped, exit_tx),
+            servers,
+            sockets,
+        },
+    };
     Ok(Server {
         handle,
         client_addr,

@@ -17,7 +17,7 @@
 //! listener is one of its listeners ([`serve_peers`]), and every outbound connection is
 //! dialed with it, so the same code runs over real TCP and over the simulator's network.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -79,15 +79,15 @@ fn lock(link: &Mutex<Link>) -> MutexGuard<'_, Link> {
 /// connection tasks report peers they could not reach.
 #[derive(Default)]
 pub struct Outbound {
-    peers: HashMap<u64, (Arc<Mutex<Link>>, Arc<Notify>)>,
+    peers: BTreeMap<u64, (Arc<Mutex<Link>>, Arc<Notify>)>,
     unreachable: Option<mpsc::UnboundedReceiver<u64>>,
 }
 
 impl Outbound {
     /// Starts one connection task per peer (`id → host:port`) on the current runtime,
     /// dialing through `network` and waiting out its backoff on `clock`.
-    pub fn start(network: SharedNetwork, clock: SharedClock, peers: HashMap<u64, String>) -> Self {
-        let mut links = HashMap::new();
+    pub fn start(network: SharedNetwork, clock: SharedClock, peers: BTreeMap<u64, String>) -> Self {
+        let mut links = BTreeMap::new();
         let (report, unreachable) = mpsc::unbounded_channel();
         for (id, addr) in peers {
             let link = Arc::new(Mutex::new(Link::default()));
@@ -192,6 +192,7 @@ async fn connection_loop(
         let mut probe = [0u8; 1];
         loop {
             let written = tokio::select! {
+                biased;
                 () = wake.notified() => {
                     std::future::poll_fn(|cx| lock(&link).poll_write_backlog(cx)).await
                 }
@@ -274,7 +275,7 @@ mod tests {
         let outbound = Outbound::start(
             Tcp::shared(),
             SystemClock::shared(),
-            HashMap::from([(2, addr)]),
+            BTreeMap::from([(2, addr)]),
         );
         let deadline = Duration::from_secs(10);
         let (first, _) = tokio::time::timeout(deadline, listener.accept())
@@ -319,7 +320,7 @@ mod tests {
         let outbound = Outbound::start(
             Tcp::shared(),
             SystemClock::shared(),
-            HashMap::from([(2, addr)]),
+            BTreeMap::from([(2, addr)]),
         );
         let append = |index: u64| {
             let mut m = Message::default();

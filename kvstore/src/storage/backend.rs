@@ -20,6 +20,10 @@
 //! read back.
 //!
 //! A batch's age is read off the member's clock, like every time of a member.
+//!
+//! In the simulator's deterministic mode there are no threads besides the one the
+//! whole cluster runs on ([`Writer::Inline`]): a batch that is due is written at once,
+//! on the member's own thread, which takes no virtual time.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -38,7 +42,7 @@ pub const BATCH_INTERVAL: Duration = Duration::from_millis(20);
 pub const BATCH_LIMIT: usize = 10_000;
 
 /// Writes one batch: the changes and the applied index they reach, atomically.
-pub type Write = Box<dyn Fn(Vec<Mutation>, u64) + Send>;
+pub type Write = Box<dyn Fn(Vec<Mutation>, u64) + Send + Sync>;
 
 enum Job {
     Write {
@@ -47,6 +51,16 @@ enum Job {
     },
     /// Answer once every earlier job is done.
     Done(mpsc::Sender<()>),
+}
+
+/// Where the batches are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writer {
+    /// On a thread of the store's own (a real member).
+    #[default]
+    Thread,
+    /// On the thread that saves them, when they are due (the simulator).
+    Inline,
 }
 
 struct Pending {
@@ -59,6 +73,8 @@ struct Pending {
 pub struct Backend {
     clock: SharedClock,
     pending: Mutex<Pending>,
+    /// Writes batches on the caller's thread ([`Writer::Inline`]).
+    inline: Option<Write>,
     jobs: Option<mpsc::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     /// Why the writer stopped, once it has.
@@ -75,6 +91,25 @@ impl Backend {
     /// Starts the writer thread; `write` does the actual sled batch, and batches are
     /// timed on `clock`.
     pub fn start(write: Write, clock: SharedClock) -> Backend {
+        Backend::with(write, clock, Writer::Thread)
+    }
+
+    /// [`Backend::start`], writing where `writer` says.
+    pub fn with(write: Write, clock: SharedClock, writer: Writer) -> Backend {
+        if writer == Writer::Inline {
+            return Backend {
+                pending: Mutex::new(Pending {
+                    mutations: Vec::new(),
+                    applied_index: None,
+                    since: clock.now(),
+                }),
+                clock,
+                inline: Some(write),
+                jobs: None,
+                writer: None,
+                failure: Arc::default(),
+            };
+        }
         let (jobs, inbox) = mpsc::channel::<Job>();
         let failure = Arc::new(Mutex::new(None));
         let failed = failure.clone();
@@ -114,6 +149,7 @@ impl Backend {
                 since: clock.now(),
             }),
             clock,
+            inline: None,
             jobs: Some(jobs),
             writer: Some(writer),
             failure,
@@ -127,6 +163,17 @@ impl Backend {
     }
 
     fn send(&self, job: Job) {
+        if let Some(write) = &self.inline {
+            // A panic here is the member's own, as any other failure in its round.
+            if let Job::Write {
+                mutations,
+                applied_index,
+            } = job
+            {
+                write(mutations, applied_index);
+            }
+            return;
+        }
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(job));
         // The writer only ends on a storage failure: fatal here too, with its reason.
         if !matches!(sent, Some(Ok(()))) {
@@ -189,6 +236,9 @@ impl Backend {
     }
 
     fn wait_idle(&self) {
+        if self.inline.is_some() {
+            return; // every batch handed over is written already
+        }
         let (answer, done) = mpsc::channel();
         self.send(Job::Done(answer));
         if done.recv().is_err() {

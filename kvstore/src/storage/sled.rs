@@ -41,7 +41,7 @@ use raft::eraftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 use raft::{GetEntriesContext, RaftState};
 use seams::clock::SharedClock;
 
-use super::backend::Backend;
+use super::backend::{Backend, Writer};
 use super::wal::{Recovered, Wal, REFUSE};
 use super::Storage;
 use crate::error::{Error, Result};
@@ -75,6 +75,8 @@ pub struct SledStorage {
     opened: Arc<Mutex<Option<(MvccStore, u64)>>>,
     /// See [`Storage::bootstrap_token`].
     bootstrap: u64,
+    /// Where the store's batches are written, and so how its size is told.
+    mode: Writer,
 }
 
 /// The directory's bootstrap token: read, or drawn and made durable if it has none (a
@@ -306,6 +308,16 @@ impl SledStorage {
     /// `cluster`'s members, like `--initial-cluster-state new`; an existing one keeps
     /// its own state. The store's write batches are timed on `clock`.
     pub fn open(dir: &Path, cluster: &ClusterInfo, clock: SharedClock) -> Result<Self> {
+        SledStorage::open_with(dir, cluster, clock, Writer::Thread)
+    }
+
+    /// [`SledStorage::open`], with the store's batches written where `writer` says.
+    pub fn open_with(
+        dir: &Path,
+        cluster: &ClusterInfo,
+        clock: SharedClock,
+        mode: Writer,
+    ) -> Result<Self> {
         // No background flusher: the store is flushed when the log is compacted, and
         // without that thread a closed database releases its directory lock at once, so
         // a member restarted in the same process can reopen it.
@@ -357,12 +369,13 @@ impl SledStorage {
         let bootstrap = bootstrap_token(&db, &raft)?;
         let writer = values.clone();
         Ok(SledStorage {
+            mode,
             bootstrap,
             db,
             raft,
             mvcc: mvcc.clone(),
             wal: Arc::new(Mutex::new(wal)),
-            backend: Arc::new(Backend::start(
+            backend: Arc::new(Backend::with(
                 Box::new(move |mutations, applied_index| {
                     let newest = mutations
                         .iter()
@@ -378,6 +391,7 @@ impl SledStorage {
                     }
                 }),
                 clock,
+                mode,
             )),
             values,
             opened: Arc::new(Mutex::new(Some(store))),
@@ -537,8 +551,21 @@ impl Storage for SledStorage {
         Some(self.values.clone())
     }
 
+    /// sled's files and the log. With the store written inline (the simulator), the
+    /// bytes of the store's keys and values instead of sled's files: how long those
+    /// are depends on when sled's own I/O threads got to them, and a simulated run
+    /// must print the same sizes every time.
     fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0) + self.wal().size()
+        let store = match self.mode {
+            Writer::Thread => self.db.size_on_disk().unwrap_or(0),
+            Writer::Inline => self
+                .mvcc
+                .iter()
+                .filter_map(|entry| entry.ok())
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum(),
+        };
+        store + self.wal().size()
     }
 
     fn load_store(&self) -> (MvccStore, u64) {

@@ -69,6 +69,7 @@ pub async fn serve(
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let tcp = tokio::select! {
+            biased; // the same order every time: a simulated run replays exactly
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
                     backoff.succeeded();
@@ -100,12 +101,24 @@ pub async fn serve(
         let header_timeout = limits.header_read_timeout;
         connections.spawn(async move {
             let _place = place; // held for as long as the connection is served
+            let dates = clock.clone();
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
-                async move { Ok::<_, Infallible>(handle(server, req).await) }
+                let dates = dates.clone();
+                async move {
+                    let mut response = handle(server, req).await;
+                    response
+                        .headers_mut()
+                        .entry(hyper::header::DATE)
+                        .or_insert_with(|| http_date(&*dates));
+                    Ok::<_, Infallible>(response)
+                }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
+            // The `Date` of a response is the server's clock's, not the machine's
+            // (which hyper would read).
             http.timer(ClockTimer(clock.clone()))
+                .auto_date_header(false)
                 .header_read_timeout(header_timeout);
             let served = match tls {
                 Some(acceptor) => match clock.timeout(header_timeout, acceptor.accept(tcp)).await {
@@ -188,6 +201,16 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
 
 /// Which in-flight budget a request counts against: long-running requests (watches,
 /// logs) and health checks count against none, as in kube-apiserver.
+/// `Date: Mon, 05 Jan 2026 09:00:00 GMT` (RFC 9110's IMF-fixdate), on `clock`.
+fn http_date(clock: &dyn seams::Clock) -> hyper::header::HeaderValue {
+    let text = api::time::now(clock)
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    hyper::header::HeaderValue::from_str(&text).unwrap_or_else(|_| {
+        hyper::header::HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")
+    })
+}
+
 fn budget(method: &Method, target: Option<&Route>, query: &HashMap<String, String>) -> Budget {
     let watch = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
     match target {

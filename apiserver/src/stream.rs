@@ -180,6 +180,7 @@ pub async fn watch(
         };
         // The client hung up (or the server stopped): stop watching etcd at once.
         tokio::select! {
+            biased;
             _ = bounded => {}
             _ = closed => {}
         }

@@ -34,6 +34,14 @@ impl Future for ClockSleep {
 impl hyper::rt::Sleep for ClockSleep {}
 
 impl hyper::rt::Timer for ClockTimer {
+    /// hyper reckons its deadlines from this (`now() + header_read_timeout`); left to
+    /// its default it would read the machine's clock, which under the simulator's
+    /// virtual time is another clock altogether: a connection made a minute into a
+    /// run (virtual) would get a deadline 32 s after the run began (real).
+    fn now(&self) -> std::time::Instant {
+        self.0.now().into_std()
+    }
+
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
         Box::pin(ClockSleep(Mutex::new(self.0.sleep(duration))))
     }

@@ -142,7 +142,9 @@ impl Client {
             .enable_http1()
             .wrap_connector(Connector::new(host.network.clone()));
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            // No idle timeout of its own: the apiserver closes idle connections (after 32 s),
+            // and hyper-util would time this one by the machine's clock, not the client's.
+            .pool_idle_timeout(None)
             .build(connector);
         Ok(Client {
             endpoints: Arc::new(endpoints),

@@ -218,17 +218,21 @@ async fn run<T: Resource>(
 ) {
     let ns = namespace.as_deref();
     let bump = |tx: &watch::Sender<u64>| tx.send_modify(|n| *n += 1);
-    // A pause between failed attempts, so a dead control plane is not hammered.
-    let backoff = Duration::from_millis(200);
+    // A pause between failed attempts, so a dead control plane is not hammered:
+    // doubling from 800 ms up to 30 s, and back to the start after a success, as
+    // client-go's reflector backs off (without its jitter, which would need a random
+    // number for every retry).
+    let mut backoff = Backoff::default();
     'relist: loop {
         let list = match client.list::<T>(ns, &params).await {
             Ok(list) => list,
             Err(e) => {
                 tracing::debug!(kind = T::KIND, error = %e, "list failed; retrying");
-                client.clock().sleep(backoff).await;
+                client.clock().sleep(backoff.next()).await;
                 continue;
             }
         };
+        backoff = Backoff::default();
         let mut rv = list.metadata.resource_version.clone();
         cache.replace(list.items);
         bump(&tx);
@@ -238,10 +242,11 @@ async fn run<T: Resource>(
                 Err(Error::Expired(_)) => continue 'relist,
                 Err(e) => {
                     tracing::debug!(kind = T::KIND, error = %e, "watch failed; retrying");
-                    client.clock().sleep(backoff).await;
+                    client.clock().sleep(backoff.next()).await;
                     continue;
                 }
             };
+            backoff = Backoff::default();
             loop {
                 match stream.next().await {
                     Ok(Some(event)) => {
@@ -268,9 +273,34 @@ async fn run<T: Resource>(
     }
 }
 
+/// The pause before the next retry: 800 ms, doubling, at most 30 s.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(800))
+    }
+}
+
+impl Backoff {
+    fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        wait
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_up_to_30_seconds() {
+        let mut b = Backoff::default();
+        let waits: Vec<u64> = (0..8).map(|_| b.next().as_millis() as u64).collect();
+        assert_eq!(waits, [800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+    }
     use api::types::Pod;
 
     #[test]

@@ -27,8 +27,11 @@ pub struct KubeControllerManagerOptions {
     /// --leader-elect and its timings, shared with the other replicated components.
     #[command(flatten)]
     pub leader_election: leaderelection::LeaderElectionFlags,
-    /// How long a node may go without renewing its lease before it is unreachable.
-    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    /// How long a node may go without renewing its lease before it is unreachable
+    /// (kube-controller-manager 1.32's default, 50 s: raised from 40 s in 1.32 by
+    /// kubernetes/kubernetes#126287, so that a kubelet renewing every 10 s has five
+    /// tries).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
     pub node_monitor_grace_period: Duration,
     /// How often to look at the nodes.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]

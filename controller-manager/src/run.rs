@@ -11,7 +11,7 @@
 //! three. Otherwise a pass that runs before the informer catches up would count two
 //! pods, not five, and create three more.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ pub struct Config {
     /// `None` runs without leader election.
     pub leader_election: Option<leaderelection::Config>,
     /// A node whose lease is older than this is unreachable
-    /// (`--node-monitor-grace-period`, 40 s in Kubernetes).
+    /// (`--node-monitor-grace-period`, 50 s in Kubernetes 1.32).
     pub node_grace_period: Duration,
     /// How often to look at the nodes even when nothing changed
     /// (`--node-monitor-period`, 5 s).
@@ -51,7 +51,7 @@ impl Config {
                 "kube-controller-manager",
                 identity,
             )),
-            node_grace_period: Duration::from_secs(40),
+            node_grace_period: Duration::from_secs(50),
             monitor_period: Duration::from_secs(5),
         }
     }
@@ -82,7 +82,7 @@ impl ControllerManager {
             client,
             config,
             clock,
-            expectations: HashMap::new(),
+            expectations: BTreeMap::new(),
         };
         let task = tokio::spawn(state.run(is_leader.clone()));
         ControllerManager {
@@ -100,8 +100,8 @@ impl ControllerManager {
 /// Pods a ReplicaSet created or deleted that the cache has not shown yet.
 #[derive(Default)]
 struct Expectations {
-    adds: HashSet<String>,
-    deletes: HashSet<String>,
+    adds: BTreeSet<String>,
+    deletes: BTreeSet<String>,
     since: Option<Instant>,
 }
 
@@ -109,7 +109,7 @@ struct Loop {
     client: Client,
     config: Config,
     clock: Arc<dyn Clock>,
-    expectations: HashMap<String, Expectations>,
+    expectations: BTreeMap<String, Expectations>,
 }
 
 struct Caches {
@@ -200,7 +200,7 @@ impl Loop {
         let Some(e) = self.expectations.get_mut(&key) else {
             return true;
         };
-        let present: HashSet<String> = pods
+        let present: BTreeSet<String> = pods
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(key_of)

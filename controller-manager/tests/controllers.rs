@@ -192,6 +192,7 @@ async fn the_pods_of_a_silent_node_move_elsewhere() {
     let sched = scheduler::run::Config {
         identity: "kube-scheduler-test".into(),
         leader_election: None,
+        log: None,
     };
     let _scheduler = Scheduler::start(client.clone(), sched, Arc::new(SystemClock));
     let _controllers = ControllerManager::start(client.clone(), config(), Arc::new(SystemClock));

@@ -87,6 +87,7 @@ async fn end_to_end() {
     let config = Config {
         identity: "bench".into(),
         leader_election: None,
+        log: None,
     };
     let start = Instant::now();
     let _scheduler = Scheduler::start(client.clone(), config, Arc::new(SystemClock));

@@ -35,6 +35,7 @@ impl Options {
         Ok(Config {
             identity: identity.into(),
             leader_election,
+            log: None,
         })
     }
 }

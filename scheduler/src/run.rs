@@ -7,7 +7,7 @@
 //! its node until the pod informer shows the binding, so two pods scheduled in one pass
 //! do not both count the same free CPU.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use api::types::{Event, Node, ObjectReference, Pod};
@@ -32,7 +32,14 @@ pub struct Config {
     pub identity: String,
     /// `None` runs without leader election (`--leader-elect=false`).
     pub leader_election: Option<leaderelection::Config>,
+    /// Where the scheduler's log goes, a line at a time (a real kube-scheduler writes
+    /// to stderr, which its container runtime keeps): each new decision's table, so
+    /// `docker logs` on the node shows why a pod went where it went.
+    pub log: Option<Log>,
 }
+
+/// A component's log: takes one line.
+pub type Log = Arc<dyn Fn(String) + Send + Sync>;
 
 /// What the scheduler did last for a pod: its decision table, for a learner to print.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,8 +80,9 @@ impl Scheduler {
             identity: config.identity,
             clock,
             records: records.clone(),
-            assumed: HashMap::new(),
-            reported: HashMap::new(),
+            log: config.log,
+            assumed: BTreeMap::new(),
+            reported: BTreeMap::new(),
         };
         let task = tokio::spawn(state.run(is_leader.clone()));
         Scheduler {
@@ -95,11 +103,12 @@ struct Loop {
     identity: String,
     clock: Arc<dyn Clock>,
     records: Arc<Mutex<BTreeMap<String, Record>>>,
+    log: Option<Log>,
     /// Pods bound by this loop that the informer has not shown bound yet.
-    assumed: HashMap<String, String>,
+    assumed: BTreeMap<String, String>,
     /// The last FailedScheduling message per pod, so an unchanged verdict is not
     /// reported again on every pass.
-    reported: HashMap<String, String>,
+    reported: BTreeMap<String, String>,
 }
 
 impl Loop {
@@ -110,6 +119,7 @@ impl Loop {
         let (mut pod_changes, mut node_changes) = (pods.changes.clone(), nodes.changes.clone());
         loop {
             tokio::select! {
+                biased; // the same order every time, so a replay is the same
                 r = pod_changes.changed() => if r.is_err() { return },
                 r = node_changes.changed() => if r.is_err() { return },
                 r = leader.changed() => if r.is_err() { return },
@@ -127,7 +137,7 @@ impl Loop {
     /// assumed on its node at once, so the next decision already counts it.
     async fn pass(&mut self, pods: &[Pod], nodes: &[Node], leader: &watch::Receiver<bool>) {
         // Forget assumptions the cache has caught up with.
-        let cached: HashMap<String, &Pod> = pods.iter().map(|p| (key_of(p), p)).collect();
+        let cached: BTreeMap<String, &Pod> = pods.iter().map(|p| (key_of(p), p)).collect();
         self.assumed
             .retain(|key, _| cached.get(key).is_some_and(|p| p.spec.node_name.is_empty()));
         let placed: Vec<Pod> = pods
@@ -222,10 +232,21 @@ impl Loop {
             explanation,
             bound_to,
         };
-        self.records
+        let previous = self
+            .records
             .lock()
             .expect("records lock")
-            .insert(pod, record);
+            .insert(pod, record.clone());
+        // A verdict is logged once, not on every pass that reaches it again.
+        if let Some(log) = self
+            .log
+            .as_ref()
+            .filter(|_| previous.as_ref() != Some(&record))
+        {
+            for line in record.explanation.lines() {
+                log(line.to_string());
+            }
+        }
     }
 
     /// `PodScheduled=False, reason Unschedulable`, as kube-scheduler sets it.

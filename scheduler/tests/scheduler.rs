@@ -52,9 +52,12 @@ async fn pods_are_bound_to_nodes_that_fit_and_failures_are_explained() {
         })
         .await;
     }
+    let logged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = logged.clone();
     let config = Config {
         identity: "kube-scheduler-test".into(),
         leader_election: None,
+        log: Some(Arc::new(move |line| sink.lock().unwrap().push(line))),
     };
     let scheduler = Scheduler::start(client.clone(), config, Arc::new(SystemClock));
 
@@ -119,6 +122,22 @@ async fn pods_are_bound_to_nodes_that_fit_and_failures_are_explained() {
     client.create(&node("node4", "8", false)).await.unwrap();
     let placed = eventually("big is bound", || bound_to(&client, "big")).await;
     assert_eq!(placed, "node4");
+    // Each decision's table reached the scheduler's log, once per verdict.
+    let log = logged.lock().unwrap().clone();
+    let binds: Vec<&String> = log.iter().filter(|l| l.starts_with("=> bind")).collect();
+    assert_eq!(
+        binds,
+        [
+            "=> bind default/alpine to node3",
+            "=> bind default/big to node4"
+        ],
+        "{log:#?}"
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("node3") && l.contains("passed")),
+        "{log:#?}"
+    );
 }
 
 fn elect(identity: &str) -> Config {
@@ -130,6 +149,7 @@ fn elect(identity: &str) -> Config {
             retry_period: Duration::from_millis(200),
             ..leaderelection::Config::new("kube-scheduler", identity)
         }),
+        log: None,
     }
 }
 

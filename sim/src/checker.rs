@@ -66,7 +66,8 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
             let running = node2.runtime.list().await.into_iter().any(|c| {
                 c.name.contains("kube-apiserver") && matches!(c.state, State::Running { .. })
             });
-            let listening = seams::Network::connect(&*cluster.network, "10.0.0.12:6443")
+            let address = format!("{}:6443", cluster.ip("node2"));
+            let listening = seams::Network::connect(&*cluster.network, &address)
                 .await
                 .is_ok();
             if node2.ctx.path(&manifest).exists() {
@@ -74,9 +75,7 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
             } else if running || listening {
                 Err("a kube-apiserver still runs on node2".into())
             } else {
-                Ok(format!(
-                    "{manifest} is gone; nothing answers on 10.0.0.12:6443"
-                ))
+                Ok(format!("{manifest} is gone; nothing answers on {address}"))
             }
         },
     ));
@@ -84,7 +83,9 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
     checks.push(check("kubectl on node2 points at node1's apiserver", {
         let text = node2.ctx.read(ADMIN_CONF).unwrap_or_default();
         match client_go::kubeconfig::Kubeconfig::parse(&text).and_then(|k| k.target()) {
-            Ok(t) if t.server == "https://10.0.0.11:6443" => Ok(format!("server: {}", t.server)),
+            Ok(t) if t.server == format!("https://{}:6443", cluster.ip("node1")) => {
+                Ok(format!("server: {}", t.server))
+            }
             Ok(t) => Err(format!("server: {}", t.server)),
             Err(e) => Err(e.to_string()),
         }

@@ -9,27 +9,88 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use api::types::Node as NodeObject;
 use apiserver::pki::Ca;
 use client_go::client::{Client, ListParams};
 use client_go::kubeconfig::Kubeconfig;
-use seams::{Clock, SystemClock};
+use seams::{Clock, SimClock};
 
 use crate::error::{Error, Result};
 use crate::kubelet::{Kubelet, KUBECONFIG, MANIFESTS, NGINX_CONF};
 use crate::manifests;
-use crate::network::Network;
+use crate::network::{node_ip, MemoryNetwork};
 use crate::node::{NodeContext, Timing};
 use crate::runtime::{ContainerSpec, Runtime};
 
-/// The nodes: name, address, control plane or not.
-pub const NODES: [(&str, &str, bool); 3] = [
-    ("node1", "10.0.0.11", true),
-    ("node2", "10.0.0.12", true),
-    ("node3", "10.0.0.13", false),
-];
+/// The nodes: name, control plane or not. Their addresses are `127.0.N.11` to
+/// `127.0.N.13` ([`node_ip`]), on the subnet the [`Options`] name.
+pub const NODES: [(&str, bool); 3] = [("node1", true), ("node2", true), ("node3", false)];
+
+/// The seed of a run that names none (`--seed`'s default).
+pub const DEFAULT_SEED: u64 = 1;
+
+/// Wall time at the start of a simulated run: 2026-01-05 09:00:00 UTC, a Monday
+/// morning of the course. Every timestamp of the run counts from here.
+pub const EPOCH_SECS: u64 = 1_767_603_600;
+
+/// The runtime a simulated cluster runs on: one thread, its clock paused (time moves
+/// only when every task waits, and then straight to the next timer), and tokio's own
+/// random choices seeded from `seed` where tokio allows it (`--cfg tokio_unstable`,
+/// set in `.cargo/config.toml`).
+pub fn runtime(seed: u64) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder.enable_all().start_paused(true);
+    #[cfg(tokio_unstable)]
+    builder.rng_seed(tokio::runtime::RngSeed::from_bytes(&seed.to_le_bytes()));
+    #[cfg(not(tokio_unstable))]
+    let _ = seed;
+    builder.build()
+}
+
+/// The ports a node's components listen on (etcd client and peer, kube-apiserver,
+/// kubelet).
+pub const PORTS: [u16; 4] = [2379, 2380, 6443, crate::kubelet::KUBELET_PORT];
+
+/// The first loopback subnet `127.0.N.0`, counting from `from` (and round), whose node
+/// addresses have every one of [`PORTS`] free on this machine, for a cluster that
+/// will go live. Nothing stops another process from taking one of them before the
+/// cluster binds it: [`Cluster::go_live`] then fails, saying which.
+pub fn free_subnet(from: u8) -> Option<u8> {
+    (0..=254u8)
+        .map(|i| from.wrapping_add(i) % 255)
+        .find(|&subnet| {
+            (0..NODES.len()).all(|i| {
+                let ip = node_ip(subnet, i);
+                PORTS
+                    .iter()
+                    .all(|port| std::net::TcpListener::bind(format!("{ip}:{port}")).is_ok())
+            })
+        })
+}
+
+/// How a cluster is made.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Where every token, UID, container ID, member's election timeout and instance
+    /// identity comes from: the same seed makes the same cluster.
+    pub seed: u64,
+    /// `N` of the nodes' addresses `127.0.N.11`–`13`.
+    pub subnet: u8,
+    /// Wall time when the cluster starts.
+    pub epoch: SystemTime,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: DEFAULT_SEED,
+            subnet: 0,
+            epoch: SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECS),
+        }
+    }
+}
 
 /// The admin kubeconfig on the control-plane nodes (kubeadm's, copied for root).
 pub const ADMIN_CONF: &str = "/root/.kube/config";
@@ -79,7 +140,12 @@ impl Node {
 pub struct Cluster {
     /// Where every node's files live: `<root>/node1/etc/kubernetes/...`.
     pub root: PathBuf,
-    pub network: Arc<Network>,
+    /// Every node's sockets, and the faults between them.
+    pub network: Arc<MemoryNetwork>,
+    /// The cluster's time: virtual, until [`Cluster::go_live`].
+    pub sim_clock: Arc<SimClock>,
+    /// When it was made, on that clock.
+    pub started: seams::clock::Instant,
     pub nodes: Vec<Node>,
     pub ca: Arc<Ca>,
     pub admin_token: String,
@@ -90,17 +156,20 @@ fn token(rng: &seams::Rng) -> String {
     rng.hex(32)
 }
 
-/// The etcd container of `name` (kubespray's `etcd_deployment_type: docker`). Its last
-/// flags shorten etcd's timings so the assignment runs in seconds: a heartbeat of
-/// 25 ms and elections of 250 ms (etcd: 100 ms and 1 s), requests that give up after
-/// 2 s (etcd: 5 s plus two election timeouts), and a snapshot every 10 000 entries
-/// (etcd 3.4: 100 000).
-pub fn etcd_container(name: &str, ip: &str) -> ContainerSpec {
-    let cluster: Vec<String> = NODES
+/// `etcd1=http://127.0.0.11:2380,...`: every member by its peer URL.
+fn initial_cluster(ips: &[String]) -> String {
+    let members: Vec<String> = ips
         .iter()
         .enumerate()
-        .map(|(i, (_, ip, _))| format!("etcd{}=http://{ip}:2380", i + 1))
+        .map(|(i, ip)| format!("etcd{}=http://{ip}:2380", i + 1))
         .collect();
+    members.join(",")
+}
+
+/// The etcd container of `name` (kubespray's `etcd_deployment_type: docker`), with
+/// etcd's own timings (a heartbeat of 100 ms, elections of 1 s) and kubespray's
+/// snapshot count, 10 000 entries (etcd 3.4's default is 100 000).
+pub fn etcd_container(name: &str, ip: &str, ips: &[String]) -> ContainerSpec {
     let command = [
         "etcd".to_string(),
         format!("--name={name}"),
@@ -109,12 +178,9 @@ pub fn etcd_container(name: &str, ip: &str) -> ContainerSpec {
         format!("--advertise-client-urls=http://{ip}:2379"),
         format!("--listen-peer-urls=http://{ip}:2380"),
         format!("--initial-advertise-peer-urls=http://{ip}:2380"),
-        format!("--initial-cluster={}", cluster.join(",")),
+        format!("--initial-cluster={}", initial_cluster(ips)),
         "--initial-cluster-token=k8s_etcd".into(),
         "--initial-cluster-state=new".into(),
-        "--heartbeat-interval=25".into(),
-        "--election-timeout=250".into(),
-        "--request-timeout=2s".into(),
         "--snapshot-count=10000".into(),
     ];
     ContainerSpec {
@@ -126,25 +192,37 @@ pub fn etcd_container(name: &str, ip: &str) -> ContainerSpec {
 }
 
 impl Cluster {
-    /// Installs the cluster under `root` and starts it.
+    /// Installs the cluster under `root` with the default [`Options`] and starts it.
     pub async fn create(root: &Path) -> Result<Cluster> {
-        Cluster::create_seeded(root, seams::Rng::from_entropy()).await
+        Cluster::create_with(root, Options::default()).await
     }
 
-    /// The same, with every token, UID, container ID and identity drawn from `rng`.
-    pub async fn create_seeded(root: &Path, rng: seams::Rng) -> Result<Cluster> {
-        let network = Network::new();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    /// Installs the cluster under `root` and starts it. Call it on a current-thread
+    /// runtime whose clock is paused (`start_paused`): the cluster's time is that
+    /// runtime's, virtual until [`Cluster::go_live`].
+    pub async fn create_with(root: &Path, options: Options) -> Result<Cluster> {
+        let rng = seams::Rng::seeded(options.seed);
+        let network = MemoryNetwork::new();
+        let sim_clock = SimClock::new(options.epoch);
+        let clock: Arc<dyn Clock> = sim_clock.clone();
         let ca = Arc::new(Ca::generate().map_err(Error::from)?);
         let admin_token = token(&rng);
-        let control_planes: Vec<&str> = NODES.iter().filter(|n| n.2).map(|n| n.1).collect();
+        let ips: Vec<String> = (0..NODES.len())
+            .map(|i| node_ip(options.subnet, i))
+            .collect();
+        let control_planes: Vec<&str> = NODES
+            .iter()
+            .zip(&ips)
+            .filter(|(n, _)| n.1)
+            .map(|(_, ip)| ip.as_str())
+            .collect();
         let component_tokens = [
             (admin_token.clone(), "kubernetes-admin"),
             (token(&rng), "system:kube-scheduler"),
             (token(&rng), "system:kube-controller-manager"),
         ];
         let mut kubelet_tokens = Vec::new();
-        for (name, _, _) in NODES {
+        for (name, _) in NODES {
             kubelet_tokens.push((token(&rng), format!("system:node:{name}")));
         }
         let mut csv = String::new();
@@ -155,22 +233,14 @@ impl Cluster {
         {
             csv.push_str(&format!("{t},{user},{user},\"system:masters\"\n"));
         }
-        // Every service gets its address up front (as machines have their IPs).
-        for (_, ip, control_plane) in NODES {
-            for port in [2379, 2380, crate::kubelet::KUBELET_PORT] {
-                network.reserve(ip, port)?;
-            }
-            if control_plane {
-                network.reserve(ip, 6443)?;
-            }
-        }
         let mut nodes = Vec::new();
-        for (i, (name, ip, control_plane)) in NODES.into_iter().enumerate() {
+        for (i, (name, control_plane)) in NODES.into_iter().enumerate() {
+            let ip = ips[i].as_str();
             let ctx = Arc::new(NodeContext {
                 name: name.into(),
                 ip: ip.into(),
                 root: root.join(name),
-                network: network.clone(),
+                network: network.host(ip),
                 clock: clock.clone(),
                 rng: rng.fork(),
                 timing: Timing::default(),
@@ -232,7 +302,8 @@ impl Cluster {
                     let k = Kubeconfig::new("cluster.local", &own, &ca.cert_pem, user, t);
                     ctx.write(&format!("/etc/kubernetes/{file}"), &k.to_yaml())?;
                 }
-                for (file, text) in manifests::control_plane(ip, &NODES.map(|n| n.1)) {
+                let etcd: Vec<&str> = ips.iter().map(String::as_str).collect();
+                for (file, text) in manifests::control_plane(ip, &etcd) {
                     ctx.write(&format!("{MANIFESTS}/{file}"), &text)?;
                 }
             }
@@ -251,18 +322,34 @@ impl Cluster {
         let cluster = Cluster {
             root: root.to_path_buf(),
             network,
+            started: sim_clock.now(),
+            sim_clock,
             nodes,
             ca,
             admin_token,
         };
         for (i, node) in cluster.nodes.iter().enumerate() {
-            let spec = etcd_container(&format!("etcd{}", i + 1), &node.ctx.ip);
+            let spec = etcd_container(&format!("etcd{}", i + 1), &node.ctx.ip, &ips);
             node.runtime.run(spec).await?;
         }
-        for node in &cluster.nodes {
-            node.start_kubelet().await;
+        // The machines do not come up at the same instant: each kubelet starts within
+        // two seconds, at a moment drawn from the seed. Which scheduler and
+        // controller-manager win their first election follows from that.
+        let mut boots: Vec<(Duration, usize)> = (0..cluster.nodes.len())
+            .map(|i| (Duration::from_millis(rng.below(2000)), i))
+            .collect();
+        boots.sort();
+        let boot = clock.now();
+        for (at, i) in boots {
+            clock.sleep_until(boot + at).await;
+            cluster.nodes[i].start_kubelet().await;
         }
         Ok(cluster)
+    }
+
+    /// How much of the cluster's time has passed since it was made.
+    pub fn uptime(&self) -> Duration {
+        self.clock().elapsed(self.started)
     }
 
     pub fn node(&self, name: &str) -> Option<&Node> {
@@ -274,12 +361,25 @@ impl Cluster {
         self.nodes[0].ctx.clock.clone()
     }
 
+    /// The node addresses, in node order.
+    pub fn ips(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.ctx.ip.clone()).collect()
+    }
+
+    /// The address of node `name` (`""` if there is none).
+    pub fn ip(&self, name: &str) -> String {
+        self.node(name)
+            .map(|n| n.ctx.ip.clone())
+            .unwrap_or_default()
+    }
+
     /// The admin's client, through every control-plane apiserver.
     pub fn admin(&self) -> Result<Client> {
-        let urls = NODES
+        let urls = self
+            .nodes
             .iter()
-            .filter(|n| n.2)
-            .map(|n| format!("https://{}:6443", n.1))
+            .filter(|n| n.control_plane)
+            .map(|n| format!("https://{}:6443", n.ctx.ip))
             .collect();
         // The admin sits at node1's console: the cluster's network, node1's clock.
         Client::new(
@@ -291,15 +391,23 @@ impl Cluster {
         .map_err(Error::from)
     }
 
+    /// Moves the cluster onto this machine: every listener also takes real TCP
+    /// connections on its own (loopback) address, and time follows the wall clock,
+    /// one step at most per reading, so a stopped process comes back to the cluster
+    /// as it left it. Call it on the cluster's runtime; once live, it stays live.
+    pub fn go_live(&self) -> Result<()> {
+        self.network.bridge_tcp()?;
+        if !self.sim_clock.is_live() {
+            self.sim_clock.go_live();
+            tokio::spawn(self.sim_clock.clone().pace());
+        }
+        Ok(())
+    }
+
     /// A kubeconfig for *this* machine's real `kubectl`: the admin, talking to node1's
-    /// apiserver at its loopback address.
+    /// apiserver at its address (reachable once the cluster is live).
     pub fn host_kubeconfig(&self) -> String {
-        // The real tools cannot use the simulated network: they get the loopback port
-        // behind node1's address.
-        let url = match self.network.resolve("10.0.0.11", 6443) {
-            Some(addr) => format!("https://{addr}"),
-            None => "https://10.0.0.11:6443".to_string(),
-        };
+        let url = format!("https://{}:6443", self.ip("node1"));
         Kubeconfig::new(
             "cluster.local",
             &url,

@@ -38,6 +38,7 @@ pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let tcp = tokio::select! {
+            biased;
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted.stream,
                 Err(_) => continue,
@@ -51,7 +52,9 @@ pub async fn serve(node: Arc<NodeContext>, runtime: Arc<Runtime>) {
                 async move { Ok::<_, Infallible>(handle(&runtime, req).await) }
             });
             let io = hyper_util::rt::TokioIo::new(tcp);
+            // No `Date` from the machine's clock in a simulated run.
             let _ = hyper::server::conn::http1::Builder::new()
+                .auto_date_header(false)
                 .serve_connection(io, service)
                 .await;
         });

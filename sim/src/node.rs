@@ -16,21 +16,24 @@ use std::time::Duration;
 use seams::Clock;
 
 use crate::error::{Error, Result};
-use crate::network::Network;
 
-/// The kubelet's timings, short so the assignment runs in seconds (Kubernetes' default
-/// in the comment). The components' own timings are flags in their command lines
-/// ([`crate::manifests`], [`crate::cluster::etcd_container`]).
+/// The kubelet's timings, Kubernetes' defaults. The components' own timings are their
+/// binaries' defaults ([`crate::manifests`], [`crate::cluster::etcd_container`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Timing {
-    /// How often a kubelet renews its node lease and syncs its pods (10 s).
+    /// How often a kubelet renews its node lease and syncs its pods: a quarter of the
+    /// lease's 40 s (the kubelet's `nodeLeaseDurationSeconds`), 10 s.
     pub node_lease_renew: Duration,
+    /// How often the kubelet looks at its containers again (its PLEG relists every
+    /// second), so a stopped container of a pod is started again.
+    pub relist: Duration,
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Timing {
-            node_lease_renew: Duration::from_millis(500),
+            node_lease_renew: Duration::from_secs(10),
+            relist: Duration::from_secs(1),
         }
     }
 }
@@ -40,7 +43,8 @@ pub struct NodeContext {
     pub ip: String,
     /// The node's `/`.
     pub root: PathBuf,
-    pub network: Arc<Network>,
+    /// The node's view of the cluster's network (its dials come from its address).
+    pub network: seams::net::SharedNetwork,
     pub clock: Arc<dyn Clock>,
     /// The node's share of the cluster's random numbers (IDs, tokens, identities).
     pub rng: seams::Rng,

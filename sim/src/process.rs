@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use kvstore::server;
+use seams::scope::Scope;
 
 use crate::error::{Error, Result};
 use crate::node::NodeContext;
@@ -30,22 +31,31 @@ pub enum Component {
     ControllerManager(controller_manager::run::ControllerManager),
 }
 
-impl Process for Component {
+/// A component and every socket it has: stopping it closes them all at once, as the
+/// kernel closes a killed process's, even connections its libraries made.
+pub struct Running {
+    component: Component,
+    sockets: Arc<Scope>,
+}
+
+impl Process for Running {
     fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
-            match *self {
+            let Running { component, sockets } = *self;
+            match component {
                 Component::Etcd(s) => s.stop().await,
                 Component::Apiserver(a) => a.stop_serving(),
                 Component::Scheduler(s) => drop(s),
                 Component::ControllerManager(c) => drop(c),
             }
+            sockets.kill();
         })
     }
 
     /// An etcd member that failed ends (2, etcd's exit on a fatal error); the others
     /// run until stopped.
     fn exit_code(&self) -> Option<i32> {
-        match self {
+        match &self.component {
             Component::Etcd(server) => server.exit().map(|exit| exit.code),
             _ => None,
         }
@@ -82,11 +92,18 @@ async fn start(
     let Some(program) = command.first() else {
         return Err(Error::Invalid("an empty command".into()));
     };
+    // The process's own view of the node: its sockets in a scope of their own.
+    let sockets = Scope::new(node.network.clone());
+    let host = seams::Host {
+        network: sockets.clone(),
+        clock: node.clock.clone(),
+        rng: node.rng.fork(),
+    };
     let component = match program.as_str() {
-        "etcd" => etcd(node, command, &logs).await?,
-        "kube-apiserver" => kube_apiserver(node, command, &logs).await?,
-        "kube-scheduler" => kube_scheduler(node, command, &logs)?,
-        "kube-controller-manager" => kube_controller_manager(node, command, &logs)?,
+        "etcd" => etcd(node, &host, command, &logs).await?,
+        "kube-apiserver" => kube_apiserver(node, &host, command, &logs).await?,
+        "kube-scheduler" => kube_scheduler(node, &host, command, &logs)?,
+        "kube-controller-manager" => kube_controller_manager(node, &host, command, &logs)?,
         _ => {
             return Ok(Box::new(workloads::start(
                 command.to_vec(),
@@ -95,7 +112,7 @@ async fn start(
             )))
         }
     };
-    Ok(Box::new(component))
+    Ok(Box::new(Running { component, sockets }))
 }
 
 /// The component's flags, parsed by its own parser.
@@ -123,16 +140,23 @@ fn node_path(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-async fn etcd(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Component> {
+async fn etcd(
+    node: &Arc<NodeContext>,
+    host: &seams::Host,
+    command: &[String],
+    logs: &Logs,
+) -> Result<Component> {
     let f: kvstore::flags::Config = flags(command)?;
     let mut config = f.server_config().map_err(Error::Invalid)?;
     config.data_dir = node.path(&node_path(&config.data_dir));
     // The member listens on its node address and dials its peers through the
     // simulated network, keeps the node's time, and draws its election timeouts from
-    // the node's share of the cluster's random numbers.
-    config.network = node.network.clone();
-    config.clock = node.clock.clone();
-    config.rng = node.rng.fork();
+    // the node's share of the cluster's random numbers. It runs as tasks of the
+    // simulator's one thread, as every component does.
+    config.network = host.network.clone();
+    config.clock = host.clock.clone();
+    config.rng = host.rng.fork();
+    config.runtime = server::MemberRuntime::Shared;
     let id = config.id;
     // A listen URL without a port is a bad flag, said as one (the network would only
     // say it cannot listen there).
@@ -166,6 +190,7 @@ fn io(e: std::io::Error) -> Error {
 
 async fn kube_apiserver(
     node: &Arc<NodeContext>,
+    host: &seams::Host,
     command: &[String],
     logs: &Logs,
 ) -> Result<Component> {
@@ -176,7 +201,7 @@ async fn kube_apiserver(
     };
     let mut config = f.config(read).map_err(Error::Invalid)?;
     // The node's network (etcd members and kubelets by node address) and clock.
-    config.host = node.host();
+    config.host = host.clone();
     // A node's address is where it listens (there is no 0.0.0.0 on the simulated network).
     let address = if f.advertise_address.is_empty() {
         node.ip.clone()
@@ -186,7 +211,9 @@ async fn kube_apiserver(
     if config.advertise.is_empty() {
         config.advertise = format!("{address}:{}", f.secure_port);
     }
-    let listener = seams::Network::listen(&*node.network, &format!("{address}:{}", f.secure_port))
+    let listener = host
+        .network
+        .listen(&format!("{address}:{}", f.secure_port))
         .map_err(io)?;
     let running = apiserver::server::start(listener, config)
         .await
@@ -198,14 +225,18 @@ async fn kube_apiserver(
     Ok(Component::Apiserver(running))
 }
 
-/// A client from a component's kubeconfig, through the simulated network.
-pub fn client_from_kubeconfig(node: &NodeContext, path: &str) -> Result<client_go::client::Client> {
+/// A client from a component's kubeconfig on `node`, through `host`'s network.
+pub fn client_from_kubeconfig(
+    node: &NodeContext,
+    host: &seams::Host,
+    path: &str,
+) -> Result<client_go::client::Client> {
     let text = node.read(path)?;
     let target = client_go::kubeconfig::Kubeconfig::parse(&text)
         .and_then(|k| k.target())
         .map_err(|e| Error::Invalid(e.to_string()))?;
     client_go::client::Client::new(
-        &node.host(),
+        host,
         vec![target.server],
         target.ca_pem.as_deref(),
         target.token,
@@ -218,33 +249,107 @@ fn identity(node: &NodeContext) -> String {
     format!("{}_{}", node.name, node.rng.uuid())
 }
 
-fn kube_scheduler(node: &Arc<NodeContext>, command: &[String], logs: &Logs) -> Result<Component> {
+/// A line as klog writes it (`I0105 09:00:03.000000       1 file] message`), stamped
+/// with the node's clock.
+fn klog(node: &NodeContext, severity: char, file: &str, message: &str) -> String {
+    let t = api::time::now(&*node.clock);
+    format!(
+        "{severity}{}       1 {file}] {message}",
+        t.strftime("%m%d %H:%M:%S%.6f")
+    )
+}
+
+/// Writes leadership changes of `lease` into the container's log, as client-go's
+/// leader election logs them.
+fn log_leadership(
+    node: &Arc<NodeContext>,
+    lease: &'static str,
+    mut is_leader: tokio::sync::watch::Receiver<bool>,
+    logs: &Logs,
+) {
+    let (node, logs) = (node.clone(), logs.clone());
+    tokio::spawn(async move {
+        let mut leading = false;
+        while is_leader.changed().await.is_ok() {
+            let now = *is_leader.borrow_and_update();
+            if now == leading {
+                continue;
+            }
+            leading = now;
+            let line = if now {
+                klog(
+                    &node,
+                    'I',
+                    "leaderelection.go",
+                    &format!("successfully acquired lease {lease}"),
+                )
+            } else {
+                klog(
+                    &node,
+                    'E',
+                    "leaderelection.go",
+                    &format!("failed to renew lease {lease}: lost the lease; stepping down"),
+                )
+            };
+            log(&logs, line);
+        }
+    });
+}
+
+fn kube_scheduler(
+    node: &Arc<NodeContext>,
+    host: &seams::Host,
+    command: &[String],
+    logs: &Logs,
+) -> Result<Component> {
     let f: scheduler::flags::Options = flags(command)?;
     let identity = identity(node);
-    let config = f.config(&identity).map_err(Error::Invalid)?;
-    let client = client_from_kubeconfig(node, &node_path(&f.kubeconfig))?;
+    let mut config = f.config(&identity).map_err(Error::Invalid)?;
+    let client = client_from_kubeconfig(node, host, &node_path(&f.kubeconfig))?;
+    let sink = logs.clone();
+    config.log = Some(Arc::new(move |line| log(&sink, line)));
     log(
         logs,
-        format!("attempting to acquire leader lease kube-system/kube-scheduler... (as {identity})"),
+        klog(
+            node,
+            'I',
+            "leaderelection.go",
+            &format!(
+                "attempting to acquire leader lease kube-system/kube-scheduler... (as {identity})"
+            ),
+        ),
     );
-    Ok(Component::Scheduler(scheduler::run::Scheduler::start(
-        client,
-        config,
-        node.clock.clone(),
-    )))
+    let scheduler = scheduler::run::Scheduler::start(client, config, node.clock.clone());
+    log_leadership(
+        node,
+        "kube-system/kube-scheduler",
+        scheduler.is_leader.clone(),
+        logs,
+    );
+    Ok(Component::Scheduler(scheduler))
 }
 
 fn kube_controller_manager(
     node: &Arc<NodeContext>,
+    host: &seams::Host,
     command: &[String],
     logs: &Logs,
 ) -> Result<Component> {
     let f: controller_manager::flags::KubeControllerManagerOptions = flags(command)?;
     let identity = identity(node);
     let config = f.config(&identity).map_err(Error::Invalid)?;
-    let client = client_from_kubeconfig(node, &node_path(&f.kubeconfig))?;
-    log(logs, format!("attempting to acquire leader lease kube-system/kube-controller-manager... (as {identity})"));
-    Ok(Component::ControllerManager(
-        controller_manager::run::ControllerManager::start(client, config, node.clock.clone()),
-    ))
+    let client = client_from_kubeconfig(node, host, &node_path(&f.kubeconfig))?;
+    log(
+        logs,
+        klog(node, 'I', "leaderelection.go", &format!("attempting to acquire leader lease kube-system/kube-controller-manager... (as {identity})")),
+    );
+    let manager =
+        controller_manager::run::ControllerManager::start(client, config, node.clock.clone());
+    log_leadership(
+        node,
+        "kube-system/kube-controller-manager",
+        manager.is_leader.clone(),
+        logs,
+    );
+    Ok(Component::ControllerManager(manager))
 }

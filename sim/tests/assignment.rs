@@ -4,7 +4,7 @@
 use sim::cluster::Cluster;
 use sim::scenario::Scenario;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_assignment_passes_the_checker() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(dir.path()).await.unwrap();
@@ -39,11 +39,11 @@ async fn the_assignment_passes_the_checker() {
     );
     for line in [
         "node1$ etcdctl member list",
-        ", started, etcd2, http://10.0.0.12:2380, http://10.0.0.12:2379, false",
+        ", started, etcd2, http://127.0.0.12:2380, http://127.0.0.12:2379, false",
         "etcdctl get --prefix --keys-only /registry | head\n/registry/",
         "Snapshot saved at /tmp/node1.etcd.backup",
         "node2$ rm /etc/kubernetes/manifests/kube-apiserver.yaml",
-        "The connection to the server 10.0.0.12:6443 was refused - did you specify the right host or port?",
+        "The connection to the server 127.0.0.12:6443 was refused - did you specify the right host or port?",
         "Cluster \"cluster.local\" set.",
         "node2$ docker stop etcd2\netcd2\n",
         "pod/alpine created",
@@ -56,7 +56,7 @@ async fn the_assignment_passes_the_checker() {
     // endpoint status --cluster: the two members left, exactly one of them the leader.
     let status: Vec<&str> = text
         .lines()
-        .filter(|l| l.starts_with("| http://10.0.0.1"))
+        .filter(|l| l.starts_with("| http://127.0.0.1"))
         .collect();
     assert_eq!(status.len(), 2, "{text}");
     assert_eq!(

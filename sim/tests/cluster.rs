@@ -6,7 +6,7 @@ use api::types::Pod;
 use client_go::client::ListParams;
 use sim::cluster::Cluster;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn the_cluster_comes_up_with_its_control_plane_as_static_pods() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(dir.path()).await.unwrap();
@@ -39,7 +39,7 @@ async fn the_cluster_comes_up_with_its_control_plane_as_static_pods() {
 /// An etcd member whose data directory is deleted under it fails at its next write to
 /// the store and ends, as a real etcd process does: `docker ps -a` shows its container
 /// `Exited (2)`, `docker logs` says why, and the other two members keep a quorum.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn an_etcd_member_that_fails_shows_exited_2() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(dir.path()).await.unwrap();

@@ -1,10 +1,14 @@
-//! The real `kubectl` against a running simulated cluster. Without kubectl on PATH the
-//! test skips, saying so.
+//! The real `kubectl` and `etcdctl` against a simulated cluster gone live: made in
+//! virtual time, then moved onto this machine's loopback addresses with time following
+//! the wall clock (what `--keep` does). Every address the cluster advertises — the
+//! kubeconfig's server, node InternalIPs, etcd's client and peer URLs in `member
+//! list` — must be one the real tools reach here. Without kubectl or etcdctl on PATH
+//! the test skips, saying so.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use sim::cluster::Cluster;
+use sim::cluster::{free_subnet, Cluster, Options};
 
 /// Finding kubectl, or skipping visibly: one copy for the workspace's tests.
 #[path = "../../kvstore/tests/support/tools.rs"]
@@ -52,28 +56,87 @@ impl Kubectl {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_real_kubectl_works_against_the_simulated_cluster() {
-    if tools::skip_unless_installed(&tools::KUBECTL) {
+/// `etcdctl ARGS` off the runtime: (exit code, stdout, stderr).
+async fn etcdctl(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new("etcdctl")
+            .args(&args)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl runs (the test checked it is on PATH)");
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(out.stdout),
+            text(out.stderr),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_real_kubectl_and_etcdctl_work_against_the_cluster_gone_live() {
+    if tools::skip_unless_installed(&tools::KUBECTL)
+        || tools::skip_unless_installed(&tools::ETCDCTL)
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::create(&dir.path().join("root")).await.unwrap();
+    // A subnet of its own, so tests running at once do not meet.
+    let subnet = free_subnet((std::process::id() % 200) as u8 + 20).expect("a free subnet");
+    let options = Options {
+        subnet,
+        ..Options::default()
+    };
+    let cluster = Cluster::create_with(&dir.path().join("root"), options)
+        .await
+        .unwrap();
     cluster.wait_ready(Duration::from_secs(60)).await.unwrap();
+    cluster.go_live().unwrap();
+
+    // etcd: the member list's URLs are the nodes' loopback addresses, and etcdctl
+    // reaches every member at them (`--cluster` dials the advertised client URLs).
+    let ips = cluster.ips();
+    let node1 = format!("--endpoints=http://{}:2379", ips[0]);
+    let (code, out, err) = etcdctl(vec![node1.clone(), "member".into(), "list".into()]).await;
+    assert_eq!(code, 0, "{err}");
+    for ip in &ips {
+        assert!(
+            out.contains(&format!("http://{ip}:2380, http://{ip}:2379")),
+            "{out}"
+        );
+    }
+    let status = vec![
+        node1,
+        "endpoint".into(),
+        "status".into(),
+        "--cluster".into(),
+    ];
+    let (code, out, err) = etcdctl(status).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.lines().count(), 3, "{out}{err}");
+    assert_eq!(
+        out.matches(", true, false, ").count(),
+        1,
+        "one leader: {out}"
+    );
+
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(&kubeconfig, cluster.host_kubeconfig()).unwrap();
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let k = Kubectl { kubeconfig, home };
 
-    let (code, out, err) = k.run(&["get", "nodes"]).await;
+    let (code, out, err) = k.run(&["get", "nodes", "-o", "wide"]).await;
     assert_eq!(code, 0, "{err}");
-    for node in ["node1", "node2", "node3"] {
+    for (node, ip) in ["node1", "node2", "node3"].iter().zip(&ips) {
         let row = out
             .lines()
             .find(|l| l.starts_with(node))
             .unwrap_or_else(|| panic!("{out}"));
         assert!(row.split_whitespace().nth(1) == Some("Ready"), "{out}");
+        assert!(row.contains(ip.as_str()), "InternalIP {ip}: {out}");
     }
     let (code, out, err) = k
         .run(&["run", "pinger", "--image=alpine", "--", "ping", "8.8.8.8"])

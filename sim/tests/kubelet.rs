@@ -50,7 +50,7 @@ async fn container(node: &Node, name: &str) -> ContainerInfo {
 /// so it removed a user's pod in kube-system each time it started. Now it reads the
 /// container's labels: the pod's container survives the restart untouched (same
 /// container, never restarted), and so do the static pods' on a control-plane node.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_user_pod_in_kube_system_survives_a_kubelet_restart() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(dir.path()).await.unwrap();
@@ -117,7 +117,7 @@ async fn a_user_pod_in_kube_system_survives_a_kubelet_restart() {
 /// instead of being reported Running. The kubelet does not touch the user's
 /// container (it has none of its labels), and once it is gone, the next attempt after
 /// the back-off starts the pod.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_container_that_cannot_be_created_shows_in_get_pods_and_events() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::create(dir.path()).await.unwrap();

@@ -164,15 +164,22 @@ async fn run(
         .clone()
         .map(|c| Informer::<Pod>::start(c, None, params));
     let mut registered = false;
+    let mut changes = pods.as_ref().map(|p| p.changes.clone());
+    let mut heartbeat_due = node.clock.now();
     loop {
-        if let Some(client) = &client {
+        if let Some(client) = client
+            .as_ref()
+            .filter(|_| node.clock.now() >= heartbeat_due)
+        {
             if !registered {
                 registered = node_status::register(&node, client, control_plane)
                     .await
                     .is_ok();
             }
-            if registered {
-                let _ = node_status::heartbeat(&node, client).await;
+            // Renewed: the next in 10 s. Not renewed (no apiserver answers): again at
+            // the next round.
+            if registered && node_status::heartbeat(&node, client).await.is_ok() {
+                heartbeat_due = node.clock.now() + node.timing.node_lease_renew;
             }
         }
         // The apiserver's pods count only once the kubelet is registered and has them all.
@@ -180,12 +187,12 @@ async fn run(
             .as_ref()
             .filter(|p| registered && p.cache.has_synced())
             .map(|p| config::from_api(p.cache.list()));
-        let client = client.as_ref();
-        let knew = api.is_some() && client.is_some();
+        let sync_client = client.as_ref();
+        let knew = api.is_some() && sync_client.is_some();
         sync(
             &node,
             &runtime,
-            client,
+            sync_client,
             &host,
             &statics,
             api.as_deref(),
@@ -196,7 +203,21 @@ async fn run(
             s.rounds += 1;
             s.with_api_pods += u64::from(knew);
         });
-        node.clock.sleep(node.timing.node_lease_renew).await;
+        // The next round: when a pod bound here changes (the kubelet watches them),
+        // at the next relist of the containers (the PLEG's, every second), or when
+        // the node lease is due, whichever is first. Unregistered, it tries again
+        // at the relist.
+        let relist = node.clock.sleep(node.timing.relist);
+        match changes.as_mut() {
+            Some(changes) => {
+                tokio::select! {
+                    biased;
+                    _ = changes.changed() => {}
+                    () = relist => {}
+                }
+            }
+            None => relist.await,
+        }
     }
 }
 

@@ -23,7 +23,7 @@
 //! cannot reach an apiserver leaves their containers alone. A pod whose containers were
 //! acted on this round reports its status next round, from what it then observes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use api::types::{
@@ -117,14 +117,14 @@ type EventKey = (ContainerKey, String, String);
 /// What the kubelet remembers between rounds.
 #[derive(Debug, Default)]
 pub struct Memory {
-    backoff: HashMap<ContainerKey, Backoff>,
+    backoff: BTreeMap<ContainerKey, Backoff>,
     /// The kubelet's reason cache: the last failure of each container.
-    failures: HashMap<ContainerKey, Failure>,
+    failures: BTreeMap<ContainerKey, Failure>,
     /// Pod UID → its IP.
-    ips: HashMap<String, String>,
+    ips: BTreeMap<String, String>,
     next_ip: u32,
     /// Event key → (the event's name, count).
-    events: HashMap<EventKey, (String, i32)>,
+    events: BTreeMap<EventKey, (String, i32)>,
 }
 
 impl Memory {
@@ -196,7 +196,7 @@ impl Memory {
     }
 
     /// Forgets what it knew about pods that are gone.
-    fn forget(&mut self, wanted: &HashSet<&str>) {
+    fn forget(&mut self, wanted: &BTreeSet<&str>) {
         self.backoff
             .retain(|k, _| wanted.contains(k.pod_uid.as_str()));
         self.failures
@@ -231,7 +231,7 @@ pub fn reconcile(
                 .filter(|p| p.metadata.deletion_timestamp.is_none()),
         )
         .collect();
-    let wanted: HashMap<&str, &Pod> = running
+    let wanted: BTreeMap<&str, &Pod> = running
         .iter()
         .map(|p| (p.metadata.uid.as_str(), *p))
         .collect();
@@ -291,7 +291,7 @@ pub fn reconcile(
             api_actions.push(delete(pod));
         }
         api_actions.extend(stale_mirrors(desired.static_pods, api_pods));
-        let mut keep: HashSet<&str> = wanted.keys().copied().collect();
+        let mut keep: BTreeSet<&str> = wanted.keys().copied().collect();
         // A pod being deleted may still have containers to stop next round.
         keep.extend(api.iter().map(|p| p.metadata.uid.as_str()));
         memory.forget(&keep);

@@ -13,7 +13,7 @@ use kvstore::request::prefix_end;
 use kvstore::tools::printer::{self, MEMBER_HEADS, STATUS_HEADS};
 
 use super::Output;
-use crate::cluster::{Cluster, Node};
+use crate::cluster::Node;
 use crate::node::{reason, Follow};
 
 #[derive(Parser)]
@@ -107,7 +107,7 @@ enum SnapshotCmd {
 }
 
 /// Runs `etcdctl ...` on `node`.
-pub async fn run(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
+pub async fn run(node: &Node, argv: &[String]) -> Output {
     let cli = match Etcdctl::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => return Output::fail(e.render().to_string(), 1),
@@ -118,7 +118,6 @@ pub async fn run(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
         cli.endpoints.clone()
     };
     let ctl = Ctl {
-        cluster,
         node,
         endpoints,
         format: cli.write_out.clone(),
@@ -127,7 +126,6 @@ pub async fn run(cluster: &Cluster, node: &Node, argv: &[String]) -> Output {
 }
 
 struct Ctl<'a> {
-    cluster: &'a Cluster,
     node: &'a Node,
     endpoints: Vec<String>,
     format: String,
@@ -164,7 +162,7 @@ impl Ctl<'_> {
 
     fn client(&self, endpoints: &[String]) -> Result<Client, Output> {
         let mut config = ClientConfig::new(endpoints.iter().map(|e| self.url(e)).collect());
-        config.network = self.cluster.network.clone();
+        config.network = self.node.ctx.network.clone();
         config.clock = self.node.ctx.clock.clone();
         // One endpoint (status, health): a dead member should not hold the answer up.
         config.timeout = if endpoints.len() == 1 {
@@ -309,7 +307,7 @@ impl Ctl<'_> {
             let endpoint = endpoint.timeout(Duration::from_secs(3));
             // The dialer gives up a connection after 1 s of the node's clock.
             let dialer = kvstore::client::Dialer::new(
-                self.cluster.network.clone(),
+                self.node.ctx.network.clone(),
                 self.node.ctx.clock.clone(),
                 Duration::from_secs(1),
             );

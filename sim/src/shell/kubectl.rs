@@ -152,7 +152,7 @@ impl Session {
             .client
             .raw(method, path, accept, body)
             .await
-            .map_err(|_| self.refused())?;
+            .map_err(|e| self.unreachable(&e))?;
         if !(200..300).contains(&code) {
             let e = Client::error_of(code, &bytes);
             return Err(Output::fail(
@@ -167,15 +167,24 @@ impl Session {
             .or_else(|_| Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned())))
     }
 
-    fn refused(&self) -> Output {
+    /// What kubectl prints when no answer came: a refused connection in its own
+    /// words, anything else (a timeout, a broken connection) as it happened.
+    fn unreachable(&self, e: &client_go::error::Error) -> Output {
         let host = self
             .server
             .split_once("://")
             .map_or(self.server.as_str(), |(_, h)| h);
-        Output::fail(
-            format!("The connection to the server {host} was refused - did you specify the right host or port?"),
-            1,
-        )
+        let text = e.to_string();
+        // hyper says `client error (Connect)` for a connection that could not be made.
+        if text.contains("refused") || text.contains("no route") || text.contains("(Connect)") {
+            Output::fail(
+                format!("The connection to the server {host} was refused - did you specify the right host or port?"),
+                1,
+            )
+        } else {
+            let why = text.trim_start_matches("unable to reach the API server: ");
+            Output::fail(format!("Unable to connect to the server: {why}"), 1)
+        }
     }
 }
 
@@ -213,7 +222,7 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
     if let Command::Config { what } = &cli.command {
         return config(node, what);
     }
-    let (client, server) = match client_from_kubeconfig(&node.ctx, ADMIN_CONF) {
+    let (client, server) = match client_from_kubeconfig(&node.ctx, &node.ctx.host(), ADMIN_CONF) {
         Ok(c) => {
             let text = node.ctx.read(ADMIN_CONF).unwrap_or_default();
             let server = Kubeconfig::parse(&text).and_then(|k| k.target()).map(|t| t.server).unwrap_or_default();
@@ -457,7 +466,7 @@ async fn scale(s: &Session, target: &str, replicas: i32) -> Result<Output, Outpu
         .client
         .raw(Method::PATCH, &url, "application/json", body)
         .await
-        .map_err(|_| s.refused())?;
+        .map_err(|e| s.unreachable(&e))?;
     if !(200..300).contains(&code) {
         let e = Client::error_of(code, &bytes);
         return Err(Output::fail(
@@ -519,7 +528,7 @@ async fn raw(s: &Session, uri: &str) -> Result<Output, Output> {
         .client
         .raw(Method::GET, uri, "*/*", None)
         .await
-        .map_err(|_| s.refused())?;
+        .map_err(|e| s.unreachable(&e))?;
     let body = String::from_utf8_lossy(&bytes).into_owned();
     if (200..300).contains(&code) {
         return Ok(Output::ok(body));

@@ -55,7 +55,7 @@
 //! work; when every task waits, the clock jumps to the next timer. So a Raft
 //! heartbeat of 100 ms, an election of 1 s, a 15 s leader lease and a 50 s node
 //! grace period cost no wall time (the whole assignment and both lessons take about
-//! 40 s of virtual time and a fifth of a second of real time), and a breakpoint or a
+//! 30 s of virtual time and a fifth of a second of real time), and a breakpoint or a
 //! `--step` pause changes nothing in what happens next. What makes it repeatable:
 //!
 //! - **Bytes in memory.** Every connection is a pair of in-memory pipes

@@ -11,26 +11,10 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use sim::cluster::{Options, DEFAULT_SEED};
-use sim::scenario;
+use sim::cluster::DEFAULT_SEED;
 
-/// The transcript of a whole run, the data root written as `<root>`.
-fn transcript(root: &Path) -> String {
-    let mut out = Vec::new();
-    let passed = sim::cluster::runtime(DEFAULT_SEED)
-        .unwrap()
-        .block_on(async {
-            let (cluster, checks) =
-                scenario::replay(root, Options::default(), &mut out, Box::new(|| {}))
-                    .await
-                    .expect("the scenario runs to the end");
-            cluster.shutdown().await;
-            checks.iter().all(|c| c.passed)
-        });
-    let text = String::from_utf8(out).unwrap();
-    assert!(passed, "a requirement failed:\n{text}");
-    text.replace(&root.display().to_string(), "<root>")
-}
+#[path = "support/replay.rs"]
+mod replay;
 
 /// A `tracing` writer into a shared buffer.
 #[derive(Clone, Default)]
@@ -58,7 +42,8 @@ fn trace_log(root: &Path) -> (String, String) {
         .finish();
     // Every task of the cluster runs on this thread, so a thread-local subscriber
     // sees every event of the run.
-    let text = tracing::subscriber::with_default(subscriber, || transcript(root));
+    let text =
+        tracing::subscriber::with_default(subscriber, || replay::transcript(root, DEFAULT_SEED));
     let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
     (text, log.replace(&root.display().to_string(), "<root>"))
 }

@@ -19,27 +19,37 @@ struct Kubectl {
     home: std::path::PathBuf,
 }
 
+/// Runs `program` off the async runtime (the cluster serves it on this thread);
+/// returns (exit code, stdout, stderr).
+async fn tool(
+    program: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, std::path::PathBuf)>,
+) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(program)
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap_or_else(|e| panic!("{program} runs (the test checked it is on PATH): {e}"));
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(out.stdout),
+            text(out.stderr),
+        )
+    })
+    .await
+    .unwrap()
+}
+
 impl Kubectl {
-    /// Runs kubectl off the async runtime; returns (exit code, stdout, stderr).
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let (kubeconfig, home) = (self.kubeconfig.clone(), self.home.clone());
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("kubectl")
-                .args(&args)
-                .env("KUBECONFIG", kubeconfig)
-                .env("HOME", home)
-                .output()
-                .expect("kubectl runs (the test checked it is on PATH)");
-            let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-            (
-                out.status.code().unwrap_or(-1),
-                text(out.stdout),
-                text(out.stderr),
-            )
-        })
-        .await
-        .unwrap()
+        let env = vec![
+            ("KUBECONFIG", self.kubeconfig.clone()),
+            ("HOME", self.home.clone()),
+        ];
+        tool("kubectl", args.iter().map(|a| a.to_string()).collect(), env).await
     }
 
     /// Runs until `done` holds (deadline 30 s).
@@ -58,21 +68,7 @@ impl Kubectl {
 
 /// `etcdctl ARGS` off the runtime: (exit code, stdout, stderr).
 async fn etcdctl(args: Vec<String>) -> (i32, String, String) {
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new("etcdctl")
-            .args(&args)
-            .env("ETCDCTL_API", "3")
-            .output()
-            .expect("etcdctl runs (the test checked it is on PATH)");
-        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        (
-            out.status.code().unwrap_or(-1),
-            text(out.stdout),
-            text(out.stderr),
-        )
-    })
-    .await
-    .unwrap()
+    tool("etcdctl", args, vec![("ETCDCTL_API", "3".into())]).await
 }
 
 #[tokio::test(start_paused = true)]

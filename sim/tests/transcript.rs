@@ -10,27 +10,11 @@
 
 use std::path::Path;
 
-use sim::cluster::{Options, DEFAULT_SEED};
-use sim::scenario;
+use sim::cluster::DEFAULT_SEED;
 
-/// The transcript of a whole run with `seed`, the data root written as `<root>`.
-fn transcript(root: &Path, seed: u64) -> String {
-    let mut out = Vec::new();
-    let options = Options {
-        seed,
-        ..Options::default()
-    };
-    let passed = sim::cluster::runtime(seed).unwrap().block_on(async {
-        let (cluster, checks) = scenario::replay(root, options, &mut out, Box::new(|| {}))
-            .await
-            .expect("the scenario runs to the end");
-        cluster.shutdown().await;
-        checks.iter().all(|c| c.passed)
-    });
-    let text = String::from_utf8(out).unwrap();
-    assert!(passed, "a requirement failed:\n{text}");
-    text.replace(&root.display().to_string(), "<root>")
-}
+#[path = "support/replay.rs"]
+mod replay;
+use replay::transcript;
 
 /// One claim: seed 1 replays the assignment and both lessons exactly as recorded.
 #[test]

@@ -7,7 +7,8 @@
 //! - [`driver`]: the member's one thread, which owns the member, ticks it on a timer
 //!   (etcd's heartbeat interval, 100 ms by default) and runs its Ready loop after every
 //!   batch of events; the sockets below live on the same thread (see the driver for
-//!   why);
+//!   why). In the simulator ([`MemberRuntime::Shared`]) the same loop is a task on the
+//!   one thread the whole cluster runs on;
 //! - [`transport`]: Raft messages to and from the peers, on the peer URL;
 //! - [`grpc`]: etcd's KV, Watch, Lease, Cluster and Maintenance services on the
 //!   client URL, served by tonic on the connections of [`incoming`];
@@ -241,11 +242,7 @@ fn io(e: std::io::Error) -> Error {
 /// Opens the data directory, listens on both URLs through the config's network, starts
 /// the member and serves.
 pub async fn start(mut config: ServerConfig) -> Result<Server> {
-    let scope = (config.runtime == MemberRuntime::Shared).then(|| {
-        let scope = Scope::new(config.network.clone());
-        config.network = scope.clone();
-        scope
-    });
+    let scope = scoped(&mut config);
     let peer_listener = config
         .network
         .listen(host_port(&config.listen_peer))
@@ -258,20 +255,25 @@ pub async fn start(mut config: ServerConfig) -> Result<Server> {
 }
 
 /// [`start`] on listeners made already (tests listen on port 0 first, to learn the
-/// ports every member's configuration must name).
-/// In [`MemberRuntime::Shared`], only the member's dials are closed when it stops:
-/// the listeners are the caller's.
+/// ports every member's configuration must name). In [`MemberRuntime::Shared`], only
+/// the member's dials are closed when it stops: the listeners are the caller's.
 pub async fn start_on(
     mut config: ServerConfig,
     peer_listener: Box<dyn Listener>,
     client_listener: Box<dyn Listener>,
 ) -> Result<Server> {
-    let scope = (config.runtime == MemberRuntime::Shared).then(|| {
+    let scope = scoped(&mut config);
+    serve(config, peer_listener, client_listener, scope).await
+}
+
+/// For a member on the caller's runtime, a [`Scope`] over its network, which the
+/// member then uses for every socket, so that stopping it closes them all.
+fn scoped(config: &mut ServerConfig) -> Option<Arc<Scope>> {
+    (config.runtime == MemberRuntime::Shared).then(|| {
         let scope = Scope::new(config.network.clone());
         config.network = scope.clone();
         scope
-    });
-    serve(config, peer_listener, client_listener, scope).await
+    })
 }
 
 /// Opens the store and serves on the listeners; `scope` holds the member's sockets

@@ -71,7 +71,10 @@ pub async fn grade(cluster: &Cluster) -> Vec<Check> {
                 .await
                 .is_ok();
             if node2.ctx.path(&manifest).exists() {
-                Err(format!("{manifest} still exists"))
+                Err(format!(
+                    "{manifest} still exists, so the kubelet runs the apiserver (a stopped \
+                     container comes back): remove the manifest"
+                ))
             } else if running || listening {
                 Err("a kube-apiserver still runs on node2".into())
             } else {

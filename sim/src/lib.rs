@@ -123,6 +123,7 @@ pub mod kubelet_server;
 pub mod manifests;
 pub mod network;
 pub mod node;
+pub mod playground;
 pub mod process;
 pub mod runtime;
 pub mod scenario;

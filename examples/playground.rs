@@ -1,0 +1,182 @@
+//! The playground: do the course assignment yourself, then hand it in.
+//! `cargo run --example playground`.
+//!
+//! Builds the assignment's three-node cluster, moves it onto this machine's loopback
+//! addresses with time following the clock, and gives you a prompt on node1:
+//! `root@node1:~# `. `help` lists what there is; `ssh node2` and `exit` move between
+//! nodes; `hint`, `solution`, `status`; `check` hands the work in. Ctrl-D or `exit` on
+//! node1 leaves. Options: `--seed N`, `--data-root DIR` (the nodes' files, and the
+//! history of what you typed).
+//!
+//! The terminal (line editing, history, completion of command names) runs on a thread
+//! of its own, so the cluster's one thread keeps serving while you type
+//! (`sim::playground` has the rest).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use miniplane::sim::cluster::{free_subnet, Cluster, Options, DEFAULT_SEED};
+use miniplane::sim::playground::{Outcome, Playground, BUILTINS, COMMANDS};
+use rustyline::completion::{Completer, Pair};
+use rustyline::error::ReadlineError;
+use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+
+#[derive(Parser)]
+#[command(about = "Do the Kubernetes course assignment on three simulated nodes")]
+struct Args {
+    /// Where every ID and token comes from.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+    /// Where the nodes' files go (default: a fresh temporary directory).
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+}
+
+/// Completes the first word of a line: the playground's commands and the nodes'.
+#[derive(Helper, Highlighter, Hinter, Validator)]
+struct Words;
+
+impl Completer for Words {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        let typed = &line[..pos];
+        if typed.contains(' ') {
+            return Ok((pos, Vec::new()));
+        }
+        let candidates = BUILTINS
+            .iter()
+            .chain(COMMANDS.iter())
+            .filter(|w| w.starts_with(typed))
+            .map(|w| Pair {
+                display: w.to_string(),
+                replacement: format!("{w} "),
+            })
+            .collect();
+        Ok((0, candidates))
+    }
+}
+
+/// What the terminal thread hands the cluster's thread.
+enum Typed {
+    Line(String),
+    /// Ctrl-D, or the terminal is gone.
+    End,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match miniplane::sim::cluster::runtime(args.seed) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: no runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> ExitCode {
+    let temp = tempfile::tempdir().expect("a temporary directory");
+    let root = args
+        .data_root
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    let Some(subnet) = free_subnet(0) else {
+        eprintln!("error: no loopback subnet 127.0.N.11-13 has its ports free");
+        return ExitCode::from(2);
+    };
+    let options = Options {
+        seed: args.seed,
+        subnet,
+        epoch: SystemTime::now(),
+    };
+    println!("miniplane playground: building the course's three-node cluster...");
+    let cluster = match Cluster::create_with(&root, options).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: could not create the cluster: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = cluster.wait_ready(Duration::from_secs(300)).await {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = cluster.go_live() {
+        eprintln!("error: the cluster could not listen on this machine: {e}");
+        return ExitCode::from(2);
+    }
+    let kubeconfig = root.join("kubeconfig-for-this-machine");
+    let _ = std::fs::write(&kubeconfig, cluster.host_kubeconfig());
+    println!(
+        "Ready: node1 {}, node2 {}, node3 {}. Type `help` for the task and the commands.",
+        cluster.ip("node1"),
+        cluster.ip("node2"),
+        cluster.ip("node3")
+    );
+    println!(
+        "In another terminal, the real tools: KUBECONFIG={} kubectl get nodes",
+        kubeconfig.display()
+    );
+
+    // The terminal: its own thread, one line at a time, each answered before the next
+    // prompt (the prompt comes back with the answer).
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<Typed>();
+    let (prompt_tx, prompts) = std::sync::mpsc::channel::<Option<String>>();
+    let history = root.join(".playground_history");
+    let terminal = std::thread::spawn(move || {
+        let Ok(mut editor) = rustyline::Editor::<Words, _>::new() else {
+            let _ = lines_tx.send(Typed::End);
+            return;
+        };
+        editor.set_helper(Some(Words));
+        let _ = editor.load_history(&history);
+        while let Ok(Some(prompt)) = prompts.recv() {
+            match editor.readline(&prompt) {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    let _ = editor.save_history(&history);
+                    let _ = lines_tx.send(Typed::Line(line));
+                }
+                // Ctrl-C at the prompt: a fresh prompt, as bash does.
+                Err(ReadlineError::Interrupted) => {
+                    let _ = lines_tx.send(Typed::Line(String::new()));
+                }
+                Err(_) => {
+                    let _ = lines_tx.send(Typed::End);
+                    return;
+                }
+            }
+        }
+    });
+
+    let mut playground = Playground::new(&cluster);
+    let _ = prompt_tx.send(Some(playground.prompt()));
+    while let Some(Typed::Line(line)) = lines.recv().await {
+        match playground.execute(&line).await {
+            Outcome::Leave => break,
+            Outcome::Output(out) => {
+                print!("{}", out.stdout);
+                eprint!("{}", out.stderr);
+                if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
+                    eprintln!();
+                }
+            }
+        }
+        let _ = prompt_tx.send(Some(playground.prompt()));
+    }
+    let _ = prompt_tx.send(None);
+    let _ = std::fs::write(root.join("typed.txt"), playground.history.join("\n") + "\n");
+    println!("logout");
+    let _ = tokio::time::timeout(Duration::from_secs(10), cluster.shutdown()).await;
+    drop(terminal);
+    ExitCode::SUCCESS
+}

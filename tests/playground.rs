@@ -1,0 +1,146 @@
+//! The playground as a person uses it: in a terminal (tmux, installed by
+//! `scripts/test`; without it the test skips, saying so), typing the assignment with
+//! `ssh` between nodes, a Tab to complete a command, then `check`. The cluster is
+//! live: time follows the clock while the keys arrive.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The example's binary, which `cargo test` builds next to the test binaries.
+fn playground() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    dir.join("examples").join("playground")
+}
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("tmux runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A tmux session running the playground; killed when dropped.
+struct Terminal {
+    session: String,
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        tmux(&["kill-session", "-t", &self.session]);
+    }
+}
+
+impl Terminal {
+    fn screen(&self) -> String {
+        tmux(&["capture-pane", "-p", "-S", "-2000", "-t", &self.session])
+    }
+
+    /// Waits (deadline `within`) until the screen holds `text` more than `seen` times.
+    fn wait_for(&self, text: &str, seen: usize, within: Duration) -> String {
+        let until = Instant::now() + within;
+        loop {
+            let screen = self.screen();
+            if screen.matches(text).count() > seen {
+                return screen;
+            }
+            assert!(
+                Instant::now() < until,
+                "no {text:?} on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Types `line` and Enter at the prompt `prompt`, and waits for the next prompt.
+    fn run(&self, prompt: &str, line: &str, next: &str) -> String {
+        let before = self.screen().matches(next).count();
+        assert!(
+            self.screen().trim_end().ends_with(prompt.trim_end()),
+            "not at {prompt:?}:\n{}",
+            self.screen()
+        );
+        tmux(&["send-keys", "-t", &self.session, "-l", line]);
+        tmux(&["send-keys", "-t", &self.session, "Enter"]);
+        self.wait_for(next, before, Duration::from_secs(60))
+    }
+}
+
+#[test]
+fn the_assignment_done_in_the_playground_passes_the_check() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        println!("SKIPPED: the_assignment_done_in_the_playground_passes_the_check: tmux not found on PATH; install tmux (Debian: apt-get install tmux) to run the playground's terminal test");
+        return;
+    }
+    let binary = playground();
+    assert!(
+        binary.exists(),
+        "{} (built by cargo test)",
+        binary.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let session = format!("miniplane-{}", std::process::id());
+    let command = format!("{} --data-root {}", binary.display(), dir.path().display());
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        "50",
+        &command,
+    ]);
+    let t = Terminal { session };
+    // (tmux drops the spaces at the end of a line: the prompts without theirs.)
+    let (n1, n2) = ("root@node1:~#", "root@node2:~#");
+    t.wait_for(n1, 0, Duration::from_secs(180));
+
+    // Tab completes a command name.
+    let before = t.screen().matches(n1).count();
+    tmux(&["send-keys", "-t", &t.session, "hostn", "Tab", "Enter"]);
+    let screen = t.wait_for(n1, before, Duration::from_secs(30));
+    assert!(screen.contains("root@node1:~# hostname\nnode1"), "{screen}");
+
+    t.run(n1, "etcdctl snapshot save /tmp/node1.etcd.backup", n1);
+    t.run(n1, "ssh node2", n2);
+    t.run(n2, "rm /etc/kubernetes/manifests/kube-apiserver.yaml", n2);
+    t.run(n2, "systemctl restart kubelet", n2);
+    let env = t.run(n2, "env", n2);
+    let ip = env
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("ETCDCTL_ENDPOINTS=http://"))
+        .and_then(|l| l.strip_suffix(":2379"))
+        .expect("env names node2's etcd")
+        .to_string();
+    let node1 = ip
+        .rsplit_once('.')
+        .map(|(net, _)| format!("{net}.11"))
+        .unwrap();
+    t.run(
+        n2,
+        &format!("kubectl config set-cluster cluster.local --server=https://{node1}:6443"),
+        n2,
+    );
+    t.run(n2, "docker stop etcd2", n2);
+    let screen = t.run(n2, "kubectl run alpine --image=alpine -- ping 8.8.8.8", n2);
+    assert!(screen.contains("pod/alpine created"), "{screen}");
+    // Live: the pod starts in real time.
+    let until = Instant::now() + Duration::from_secs(90);
+    loop {
+        let screen = t.run(n2, "kubectl get pods", n2);
+        let last = screen.rsplit("kubectl get pods").next().unwrap_or("");
+        if last.contains("Running") {
+            break;
+        }
+        assert!(Instant::now() < until, "alpine never ran:\n{screen}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    t.run(n2, "exit", n1);
+    let screen = t.run(n1, "check", n1);
+    assert!(screen.contains("5/5 requirements met: PASSED"), "{screen}");
+    // What was typed is kept, for the next session and for the hand-in.
+    let history = std::fs::read_to_string(dir.path().join(".playground_history")).unwrap();
+    assert!(history.contains("ssh node2"), "{history}");
+}

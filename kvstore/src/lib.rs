@@ -95,8 +95,10 @@
 //! peers, and etcd's v3 gRPC API, so the real `etcdctl` works against it
 //! (`src/bin/etcd.rs` has etcd's flags). The edges touch the world only through the
 //! three seams of the `seams` crate, given in the server's config: every socket comes
-//! from its `Network` (real TCP, or the simulator's node addresses), every time from
-//! its `Clock`, every random number from its `Rng`.
+//! from its `Network` (real TCP, or the simulator's in-memory one), every time from
+//! its `Clock`, every random number from its `Rng`. In the simulator the same member
+//! runs as tasks of the one thread the whole cluster shares
+//! (`server::MemberRuntime::Shared`), so a seed replays it exactly.
 //! [`client`] is the other side: a client with failover, as kube-apiserver's
 //! `--etcd-servers`. [`snapshot`] is the backup file of a store, which a data
 //! directory is restored from; [`tools`] is etcdctl's side (its tables, its `snapshot

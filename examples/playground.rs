@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use miniplane::sim::cluster::{free_subnet, Cluster, Options, DEFAULT_SEED};
-use miniplane::sim::playground::{Outcome, Playground, BUILTINS, COMMANDS};
+use miniplane::sim::playground::{complete, Outcome, Playground};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
@@ -34,7 +34,7 @@ struct Args {
     data_root: Option<PathBuf>,
 }
 
-/// Completes the first word of a line: the playground's commands and the nodes'.
+/// Completes the word at the cursor (`sim::playground::complete`).
 #[derive(Helper, Highlighter, Hinter, Validator)]
 struct Words;
 
@@ -47,20 +47,15 @@ impl Completer for Words {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let typed = &line[..pos];
-        if typed.contains(' ') {
-            return Ok((pos, Vec::new()));
-        }
-        let candidates = BUILTINS
-            .iter()
-            .chain(COMMANDS.iter())
-            .filter(|w| w.starts_with(typed))
+        let (start, words) = complete(&line[..pos]);
+        let candidates = words
+            .into_iter()
             .map(|w| Pair {
-                display: w.to_string(),
                 replacement: format!("{w} "),
+                display: w,
             })
             .collect();
-        Ok((0, candidates))
+        Ok((start, candidates))
     }
 }
 

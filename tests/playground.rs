@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// The example's binary, which `cargo test` builds next to the test binaries.
+/// The example's binary, which `cargo test` builds next to the test binaries (alone,
+/// `cargo test --test playground` does not rebuild examples: `cargo build --example
+/// playground` first).
 fn playground() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
@@ -101,6 +103,19 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
     tmux(&["send-keys", "-t", &t.session, "hostn", "Tab", "Enter"]);
     let screen = t.wait_for(n1, before, Duration::from_secs(30));
     assert!(screen.contains("root@node1:~# hostname\nnode1"), "{screen}");
+
+    // ...and a resource kind after `kubectl get`.
+    let before = t.screen().matches(n1).count();
+    tmux(&[
+        "send-keys",
+        "-t",
+        &t.session,
+        "kubectl get no",
+        "Tab",
+        "Enter",
+    ]);
+    let screen = t.wait_for(n1, before, Duration::from_secs(30));
+    assert!(screen.contains("kubectl get nodes\nNAME"), "{screen}");
 
     t.run(n1, "etcdctl snapshot save /tmp/node1.etcd.backup", n1);
     t.run(n1, "ssh node2", n2);

@@ -19,7 +19,10 @@
 //! editing and history with rustyline, on a thread of its own so the cluster keeps
 //! running while the learner types).
 //!
-//! Left out, for now: tab completion beyond command names, Ctrl-C of a running
+//! Tab completes a line's words from what each command takes ([`complete`]): command
+//! names, subcommands, resource kinds, node names after `ssh`.
+//!
+//! Left out, for now: completion of object names and paths, Ctrl-C of a running
 //! command (the shell's commands all end by themselves), `reset`, and the finer
 //! checks of issue 15 (which node a pod was created from, when the backup was taken).
 
@@ -28,9 +31,92 @@ use crate::cluster::Cluster;
 use crate::shell::{self, Output};
 
 /// What the learner can type, for `help` and completion.
-pub const BUILTINS: [&str; 10] = [
+pub const BUILTINS: [&str; 12] = [
     "ssh", "exit", "hint", "solution", "status", "check", "env", "hostname", "history", "help",
+    "ip", "clear",
 ];
+
+/// Commands a real node has that this one does not (yet): said plainly, not as
+/// `command not found`.
+pub const ELSEWHERE: [&str; 14] = [
+    "cp",
+    "mv",
+    "sed",
+    "vi",
+    "vim",
+    "nano",
+    "crictl",
+    "journalctl",
+    "curl",
+    "ping",
+    "apt",
+    "apt-get",
+    "top",
+    "ps",
+];
+
+/// What completes the words after a command, by the words before.
+fn next_words(before: &[&str]) -> &'static [&'static str] {
+    match before {
+        ["ssh"] => &["node1", "node2", "node3"],
+        ["kubectl"] => &[
+            "get",
+            "describe",
+            "run",
+            "create",
+            "scale",
+            "delete",
+            "logs",
+            "config",
+            "version",
+            "cluster-info",
+            "apply",
+            "label",
+            "annotate",
+        ],
+        ["kubectl", "get" | "describe" | "delete"] => &[
+            "pods",
+            "nodes",
+            "deployments",
+            "replicasets",
+            "leases",
+            "events",
+            "namespaces",
+            "services",
+            "all",
+        ],
+        ["kubectl", "config"] => &["set-cluster", "view", "current-context"],
+        ["etcdctl"] => &["get", "put", "del", "member", "endpoint", "snapshot"],
+        ["etcdctl", "member"] => &["list"],
+        ["etcdctl", "endpoint"] => &["status", "health"],
+        ["etcdctl", "snapshot"] => &["save", "status", "restore"],
+        ["docker"] => &["ps", "stop", "start", "logs", "run", "rm"],
+        ["systemctl"] => &["start", "stop", "restart", "status"],
+        ["systemctl", _] => &["kubelet"],
+        [] => &[],
+        _ => &[],
+    }
+}
+
+/// Tab on `line` (up to the cursor): where the word being completed starts, and the
+/// words it can become. The first word is a command; the words after it are what that
+/// command takes there.
+pub fn complete(line: &str) -> (usize, Vec<String>) {
+    let start = line.rfind(' ').map_or(0, |i| i + 1);
+    let (done, partial) = line.split_at(start);
+    let before: Vec<&str> = done.split_whitespace().collect();
+    let words: Vec<&str> = if before.is_empty() {
+        BUILTINS.iter().chain(COMMANDS.iter()).copied().collect()
+    } else {
+        next_words(&before).to_vec()
+    };
+    let found = words
+        .into_iter()
+        .filter(|w| w.starts_with(partial))
+        .map(String::from)
+        .collect();
+    (start, found)
+}
 
 /// The commands the shell runs on a node (see [`crate::shell`]).
 pub const COMMANDS: [&str; 7] = [
@@ -100,6 +186,14 @@ impl<'a> Playground<'a> {
             ["ssh", target] => self.ssh(target),
             ["ssh", ..] => Output::fail("usage: ssh NODE (node1, node2 or node3)", 255),
             ["hostname"] => Output::ok(format!("{}\n", self.node())),
+            ["ip", "a" | "addr" | "address", ..] => Output::ok(self.ip_a()),
+            ["clear"] => Output::ok("\x1b[H\x1b[2J"),
+            [program, ..] if ELSEWHERE.contains(program) => Output::fail(
+                format!(
+                    "{program}: a real node has it; this playground does not (yet). `help` lists what there is."
+                ),
+                127,
+            ),
             ["help"] => Output::ok(help()),
             ["history"] => Output::ok(
                 self.history
@@ -148,6 +242,15 @@ impl<'a> Playground<'a> {
         }
     }
 
+    /// `ip a`: the loopback and the node's address, as `ip` prints them.
+    fn ip_a(&self) -> String {
+        let ip = self.cluster.ip(self.node());
+        format!(
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n             \x20   link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n             \x20   inet 127.0.0.1/8 scope host lo\n             2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n             \x20   inet {ip}/24 brd {} scope global eth0\n",
+            ip.rsplit_once('.').map_or(String::new(), |(net, _)| format!("{net}.255"))
+        )
+    }
+
     /// What points this machine's real tools at the node the learner is on.
     fn env(&self) -> String {
         let ip = self.cluster.ip(self.node());
@@ -174,7 +277,7 @@ fn help() -> String {
     out.push_str(&BUILTINS.join(", "));
     out.push_str("\non the nodes: ");
     out.push_str(&COMMANDS.join(", "));
-    out.push_str(" (output can go through | head, | tail, | grep)\n");
+    out.push_str(" (output can go through | head, | tail, | grep)\nTab completes commands, subcommands, kinds and node names; ↑/↓ go through the history.\n");
     out
 }
 
@@ -223,4 +326,22 @@ pub fn solution(cluster: &Cluster) -> String {
          root@node1:~# check\n",
         checker::BACKUP
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tab_completes_each_word_from_what_the_command_takes() {
+        assert_eq!(complete("hostn"), (0, vec!["hostname".to_string()]));
+        assert_eq!(complete("ssh no").1, ["node1", "node2", "node3"]);
+        assert_eq!(complete("ssh no").0, 4);
+        assert_eq!(complete("kubectl get po").1, ["pods"]);
+        assert_eq!(complete("kubectl config set").1, ["set-cluster"]);
+        assert_eq!(complete("etcdctl snapshot s").1, ["save", "status"]);
+        assert_eq!(complete("systemctl restart k").1, ["kubelet"]);
+        assert!(complete("cat /etc/").1.is_empty(), "no paths yet");
+        assert!(complete("x").1.is_empty());
+    }
 }

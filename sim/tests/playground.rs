@@ -92,6 +92,22 @@ async fn stopping_the_apiserver_with_docker_stop_fails_the_check() {
         status.contains("[todo] kube-apiserver stopped on node2"),
         "{status}"
     );
+    let (out, _) = typed(&mut p, "ip a").await;
+    assert!(
+        out.contains(&format!("inet {}/24", cluster.ip("node2"))),
+        "{out}"
+    );
+    let (out, code) = typed(&mut p, "cp a b").await;
+    assert_eq!(code, 127);
+    assert!(
+        out.contains("a real node has it; this playground does not"),
+        "{out}"
+    );
+    let (out, code) = typed(&mut p, "frobnicate").await;
+    assert_eq!(
+        (out.trim(), code),
+        ("bash: frobnicate: command not found", 127)
+    );
     let (out, code) = typed(&mut p, "ssh node9").await;
     assert_eq!(code, 255, "{out}");
     assert!(out.contains("Could not resolve hostname node9"), "{out}");

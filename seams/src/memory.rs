@@ -1,7 +1,7 @@
 //! A network made of memory, for a cluster that runs on one thread.
 //!
 //! [`MemoryNetwork`] is a [`Network`] with no sockets under it. A listener is a queue
-//! in a table keyed by its address (`10.0.0.11:2380`); a connection is two byte
+//! in a table keyed by its address (`127.0.0.11:2380`); a connection is two byte
 //! buffers, one per direction, each holding at most 64 KiB, so a writer that gets
 //! ahead of its reader waits for it, as over TCP. Every table is ordered (`BTreeMap`)
 //! and every port is counted out in order, so a simulation that does the same things

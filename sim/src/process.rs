@@ -259,14 +259,18 @@ fn klog(node: &NodeContext, severity: char, file: &str, message: &str) -> String
     )
 }
 
-/// Writes leadership changes of `lease` into the container's log, as client-go's
-/// leader election logs them.
+/// Writes the election for `lease` into the container's log, as client-go's leader
+/// election logs it: the candidate `identity` trying, then each time it gains or
+/// loses the lease.
 fn log_leadership(
     node: &Arc<NodeContext>,
     lease: &'static str,
+    identity: &str,
     mut is_leader: tokio::sync::watch::Receiver<bool>,
     logs: &Logs,
 ) {
+    let trying = format!("attempting to acquire leader lease {lease}... (as {identity})");
+    log(logs, klog(node, 'I', "leaderelection.go", &trying));
     let (node, logs) = (node.clone(), logs.clone());
     tokio::spawn(async move {
         let mut leading = false;
@@ -308,21 +312,11 @@ fn kube_scheduler(
     let client = client_from_kubeconfig(node, host, &node_path(&f.kubeconfig))?;
     let sink = logs.clone();
     config.log = Some(Arc::new(move |line| log(&sink, line)));
-    log(
-        logs,
-        klog(
-            node,
-            'I',
-            "leaderelection.go",
-            &format!(
-                "attempting to acquire leader lease kube-system/kube-scheduler... (as {identity})"
-            ),
-        ),
-    );
     let scheduler = scheduler::run::Scheduler::start(client, config, node.clock.clone());
     log_leadership(
         node,
         "kube-system/kube-scheduler",
+        &identity,
         scheduler.is_leader.clone(),
         logs,
     );
@@ -339,15 +333,12 @@ fn kube_controller_manager(
     let identity = identity(node);
     let config = f.config(&identity).map_err(Error::Invalid)?;
     let client = client_from_kubeconfig(node, host, &node_path(&f.kubeconfig))?;
-    log(
-        logs,
-        klog(node, 'I', "leaderelection.go", &format!("attempting to acquire leader lease kube-system/kube-controller-manager... (as {identity})")),
-    );
     let manager =
         controller_manager::run::ControllerManager::start(client, config, node.clock.clone());
     log_leadership(
         node,
         "kube-system/kube-controller-manager",
+        &identity,
         manager.is_leader.clone(),
         logs,
     );

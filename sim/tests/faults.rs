@@ -238,32 +238,9 @@ async fn apply(cluster: &Cluster, client: &Client, ledger: &Mutex<Ledger>, step:
         Step::StartEtcd(n) => {
             let _ = node(*n).runtime.start(&format!("etcd{}", n + 1)).await;
         }
-        Step::RemoveApiserver(n) => {
-            let path = node(*n)
-                .ctx
-                .path(&format!("{MANIFESTS}/kube-apiserver.yaml"));
-            let kept = node(*n).ctx.path("/root/kube-apiserver.yaml");
-            if std::fs::rename(&path, &kept).is_ok() && node(*n).kubelet_running().await {
-                node(*n).stop_kubelet().await;
-                node(*n).start_kubelet().await;
-            }
-        }
-        Step::RestoreApiserver(n) => {
-            let path = node(*n)
-                .ctx
-                .path(&format!("{MANIFESTS}/kube-apiserver.yaml"));
-            let kept = node(*n).ctx.path("/root/kube-apiserver.yaml");
-            if std::fs::rename(&kept, &path).is_ok() && node(*n).kubelet_running().await {
-                node(*n).stop_kubelet().await;
-                node(*n).start_kubelet().await;
-            }
-        }
-        Step::RestartKubelet(n) => {
-            if node(*n).kubelet_running().await {
-                node(*n).stop_kubelet().await;
-                node(*n).start_kubelet().await;
-            }
-        }
+        Step::RemoveApiserver(n) => move_manifest(node(*n), true).await,
+        Step::RestoreApiserver(n) => move_manifest(node(*n), false).await,
+        Step::RestartKubelet(n) => restart_kubelet(node(*n)).await,
         Step::Partition(a, b) => cluster.network.partition(&ip(*a), &ip(*b)),
         Step::OneWay(a, b) => cluster.network.partition_oneway(&ip(*a), &ip(*b)),
         Step::Repair => cluster.network.repair_all(),
@@ -299,6 +276,30 @@ async fn apply(cluster: &Cluster, client: &Client, ledger: &Mutex<Ledger>, step:
                 .sleep(Duration::from_secs(u64::from(*s)))
                 .await
         }
+    }
+}
+
+/// Moves the node's apiserver manifest out of the manifest directory (`away`) or
+/// back, and restarts its kubelet, which reads the directory when it starts.
+async fn move_manifest(node: &sim::cluster::Node, away: bool) {
+    let manifest = node.ctx.path(&format!("{MANIFESTS}/kube-apiserver.yaml"));
+    let kept = node.ctx.path("/root/kube-apiserver.yaml");
+    let (from, to) = if away {
+        (manifest, kept)
+    } else {
+        (kept, manifest)
+    };
+    if std::fs::rename(from, to).is_ok() {
+        restart_kubelet(node).await;
+    }
+}
+
+/// `systemctl restart kubelet`, on a node whose kubelet runs (a crashed node's does
+/// not).
+async fn restart_kubelet(node: &sim::cluster::Node) {
+    if node.kubelet_running().await {
+        node.stop_kubelet().await;
+        node.start_kubelet().await;
     }
 }
 

@@ -17,11 +17,14 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use miniplane::sim::cluster::{free_subnet, Cluster, Options, DEFAULT_SEED};
-use miniplane::sim::playground::{complete, Outcome, Playground};
+use miniplane::sim::cluster::{free_subnet, Cluster, Options, DEFAULT_SEED, NODES};
+use miniplane::sim::playground::{Outcome, Playground};
 use rustyline::completion::{Completer, Pair};
 use rustyline::error::ReadlineError;
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
 #[command(about = "Do the Kubernetes course assignment on three simulated nodes")]
@@ -34,9 +37,13 @@ struct Args {
     data_root: Option<PathBuf>,
 }
 
-/// Completes the word at the cursor (`sim::playground::complete`).
+/// Completes the word at the cursor: asks the cluster's thread, which knows the node
+/// the learner is on and can look at its files and the cluster's objects
+/// (`Playground::complete`).
 #[derive(Helper, Highlighter, Hinter, Validator)]
-struct Words;
+struct Words {
+    ask: tokio::sync::mpsc::UnboundedSender<Typed>,
+}
 
 impl Completer for Words {
     type Candidate = Pair;
@@ -47,11 +54,27 @@ impl Completer for Words {
         pos: usize,
         _: &Context<'_>,
     ) -> rustyline::Result<(usize, Vec<Pair>)> {
-        let (start, words) = complete(&line[..pos]);
+        let (reply, answer) = std::sync::mpsc::channel();
+        if self
+            .ask
+            .send(Typed::Complete(line[..pos].to_string(), reply))
+            .is_err()
+        {
+            return Ok((pos, Vec::new()));
+        }
+        // No answer in time (a slow apiserver): nothing to complete, never a hang.
+        let (start, words) = answer
+            .recv_timeout(Duration::from_secs(3))
+            .unwrap_or((pos, Vec::new()));
         let candidates = words
             .into_iter()
             .map(|w| Pair {
-                replacement: format!("{w} "),
+                // A directory goes on (`/etc/kubernetes/`); a word is done (a space).
+                replacement: if w.ends_with('/') {
+                    w.clone()
+                } else {
+                    format!("{w} ")
+                },
                 display: w,
             })
             .collect();
@@ -62,6 +85,8 @@ impl Completer for Words {
 /// What the terminal thread hands the cluster's thread.
 enum Typed {
     Line(String),
+    /// Tab: the line up to the cursor, and where to send what it can become.
+    Complete(String, std::sync::mpsc::Sender<(usize, Vec<String>)>),
     /// Ctrl-D, or the terminal is gone.
     End,
 }
@@ -132,7 +157,9 @@ async fn run(args: Args) -> ExitCode {
             let _ = lines_tx.send(Typed::End);
             return;
         };
-        editor.set_helper(Some(Words));
+        editor.set_helper(Some(Words {
+            ask: lines_tx.clone(),
+        }));
         let _ = editor.load_history(&history);
         while let Ok(Some(prompt)) = prompts.recv() {
             match editor.readline(&prompt) {
@@ -153,25 +180,82 @@ async fn run(args: Args) -> ExitCode {
         }
     });
 
+    // Ctrl-C while a command runs (the terminal is not in raw mode then, so it is a
+    // signal): stop the command, not the playground.
+    let mut interrupts = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot catch Ctrl-C: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut playground = Playground::new(&cluster);
+    let mut reset = false;
     let _ = prompt_tx.send(Some(playground.prompt()));
-    while let Some(Typed::Line(line)) = lines.recv().await {
-        match playground.execute(&line).await {
-            Outcome::Leave => break,
-            Outcome::Output(out) => {
-                print!("{}", out.stdout);
+    loop {
+        let line = match lines.recv().await {
+            Some(Typed::Line(line)) => line,
+            Some(Typed::Complete(line, reply)) => {
+                let _ = reply.send(playground.complete(&line).await);
+                continue;
+            }
+            Some(Typed::End) | None => break,
+        };
+        let run = playground.execute_to(
+            &line,
+            |text| {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(text.as_bytes());
+                let _ = out.flush();
+            },
+            |text| eprint!("{text}"),
+        );
+        let outcome = tokio::select! {
+            biased;
+            _ = interrupts.recv() => {
+                println!();
+                None
+            }
+            outcome = run => Some(outcome),
+        };
+        match outcome {
+            Some(Outcome::Leave) => break,
+            Some(Outcome::Reset) => {
+                reset = true;
+                break;
+            }
+            Some(Outcome::Output(out)) => {
                 eprint!("{}", out.stderr);
                 if !out.stderr.is_empty() && !out.stderr.ends_with('\n') {
                     eprintln!();
                 }
             }
+            None => {}
         }
         let _ = prompt_tx.send(Some(playground.prompt()));
     }
     let _ = prompt_tx.send(None);
     let _ = std::fs::write(root.join("typed.txt"), playground.history.join("\n") + "\n");
-    println!("logout");
     let _ = tokio::time::timeout(Duration::from_secs(10), cluster.shutdown()).await;
     drop(terminal);
-    ExitCode::SUCCESS
+    if !reset {
+        println!("logout");
+        return ExitCode::SUCCESS;
+    }
+    // `reset`: the nodes' files go, and the program starts again from nothing with
+    // the same options (a fresh runtime, clock and addresses; the history stays).
+    println!("Throwing the cluster away and building a new one...");
+    for (node, _) in NODES {
+        let _ = std::fs::remove_dir_all(root.join(node));
+    }
+    let mut again =
+        std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "playground".into()));
+    again.args(std::env::args_os().skip(1));
+    if args.data_root.is_none() {
+        // The temporary directory goes with this process; the next one makes its own.
+        drop(temp);
+    }
+    let e = again.exec();
+    eprintln!("error: could not start again: {e}");
+    ExitCode::from(2)
 }

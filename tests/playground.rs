@@ -1,7 +1,8 @@
 //! The playground as a person uses it: in a terminal (tmux, installed by
 //! `scripts/test`; without it the test skips, saying so), typing the assignment with
-//! `ssh` between nodes, a Tab to complete a command, then `check`. The cluster is
-//! live: time follows the clock while the keys arrive.
+//! `ssh` between nodes, a Tab to complete a command, a watch and `logs -f` stopped
+//! with Ctrl-C, ↑ for the history, then `check` and the hand-in. The cluster is live:
+//! time follows the clock while the keys arrive.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -51,6 +52,34 @@ impl Terminal {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Sends keys as tmux names them (`Enter`, `C-c`, `Up`) or text.
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", &self.session];
+        args.extend_from_slice(keys);
+        tmux(&args);
+    }
+
+    /// Waits (a minute at most) until the screen satisfies `ok`.
+    fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < until,
+                "{what}: not on the screen:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The screen ends at `prompt`, with nothing typed after it.
+    fn at_prompt(&self, prompt: &str) {
+        self.wait_until("the prompt", |s| s.trim_end().ends_with(prompt));
     }
 
     /// Types `line` and Enter at the prompt `prompt`, and waits for the next prompt.
@@ -152,9 +181,42 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
         assert!(Instant::now() < until, "alpine never ran:\n{screen}");
         std::thread::sleep(Duration::from_secs(1));
     }
+
+    // A watch prints the pod and runs until Ctrl-C, which stops it, not the playground.
+    let rows = t.screen().matches("alpine ").count();
+    t.keys(&["kubectl get pods -w", "Enter"]);
+    t.wait_for("alpine ", rows, Duration::from_secs(30));
+    let prompts = t.screen().matches(n2).count();
+    t.keys(&["C-c"]);
+    t.wait_for(n2, prompts, Duration::from_secs(30));
+    t.at_prompt(n2);
+    // ↑ brings the line back; Ctrl-C at the prompt gives a fresh one.
+    t.keys(&["Up"]);
+    t.wait_until("↑ recalls the watch", |s| {
+        s.trim_end().ends_with("root@node2:~# kubectl get pods -w")
+    });
+    let prompts = t.screen().matches(n2).count();
+    t.keys(&["C-c"]);
+    t.wait_for(n2, prompts, Duration::from_secs(30));
+    t.at_prompt(n2);
+    // `kubectl logs -f` follows ping's lines as they come, until Ctrl-C.
+    let lines = t.screen().matches("seq=").count();
+    t.keys(&["kubectl logs -f alpine", "Enter"]);
+    t.wait_for("seq=", lines + 3, Duration::from_secs(30));
+    let prompts = t.screen().matches(n2).count();
+    t.keys(&["C-c"]);
+    t.wait_for(n2, prompts, Duration::from_secs(30));
+    t.at_prompt(n2);
+
     t.run(n2, "exit", n1);
     let screen = t.run(n1, "check", n1);
     assert!(screen.contains("5/5 requirements met: PASSED"), "{screen}");
+    // The hand-in: the verdict and what was typed, in the data root.
+    let handin = std::fs::read_to_string(dir.path().join("handin.txt")).unwrap();
+    assert!(
+        handin.contains("PASSED") && handin.contains("  kubectl logs -f alpine\n"),
+        "{handin}"
+    );
     // What was typed is kept, for the next session and for the hand-in.
     let history = std::fs::read_to_string(dir.path().join(".playground_history")).unwrap();
     assert!(history.contains("ssh node2"), "{history}");

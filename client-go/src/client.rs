@@ -228,7 +228,9 @@ impl Client {
         )
     }
 
-    async fn send_accepting(
+    /// A request whose answer is read as it comes (a watch as a Table, a followed
+    /// log): `accept` picks the form.
+    pub async fn send_accepting(
         &self,
         method: Method,
         path_and_query: &str,

@@ -3,6 +3,7 @@
 //! with the reason. (The terminal around it, line editing and history, is the
 //! example's; these drive the lines it hands over.)
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sim::cluster::Cluster;
@@ -13,6 +14,7 @@ async fn typed(p: &mut Playground<'_>, line: &str) -> (String, i32) {
     match p.execute(line).await {
         Outcome::Output(out) => (out.stdout + &out.stderr, out.code),
         Outcome::Leave => ("(left)".into(), 0),
+        Outcome::Reset => ("(reset)".into(), 0),
     }
 }
 
@@ -60,6 +62,16 @@ async fn the_assignment_typed_into_the_playground_passes_the_check() {
         verdict.contains("5/5 requirements met: PASSED"),
         "{verdict}"
     );
+    // The hand-in: the verdict and what was typed, saved in the data root.
+    assert!(
+        verdict.contains("What was typed:\n  hint\n  etcdctl snapshot save"),
+        "{verdict}"
+    );
+    let handin = std::fs::read_to_string(dir.path().join(sim::playground::HANDIN)).unwrap();
+    assert!(
+        handin.contains("PASSED") && handin.contains("  docker stop etcd2\n"),
+        "{handin}"
+    );
     let (history, _) = typed(&mut p, "history").await;
     assert!(history.contains("    3  ssh node2"), "{history}");
     assert_eq!(typed(&mut p, "exit").await.0, "(left)");
@@ -97,7 +109,7 @@ async fn stopping_the_apiserver_with_docker_stop_fails_the_check() {
         out.contains(&format!("inet {}/24", cluster.ip("node2"))),
         "{out}"
     );
-    let (out, code) = typed(&mut p, "cp a b").await;
+    let (out, code) = typed(&mut p, "vi /root/.kube/config").await;
     assert_eq!(code, 127);
     assert!(
         out.contains("a real node has it; this playground does not"),
@@ -111,4 +123,165 @@ async fn stopping_the_apiserver_with_docker_stop_fails_the_check() {
     let (out, code) = typed(&mut p, "ssh node9").await;
     assert_eq!(code, 255, "{out}");
     assert!(out.contains("Could not resolve hostname node9"), "{out}");
+}
+
+/// What a streaming command printed so far.
+#[derive(Clone, Default)]
+struct Screen(Arc<Mutex<String>>);
+
+impl Screen {
+    fn writer(&self) -> impl FnMut(&str) + Send + 'static {
+        let screen = self.0.clone();
+        move |text| screen.lock().unwrap().push_str(text)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits, in the cluster's time, until the screen shows `what` (60 s at most).
+    async fn shows(&self, cluster: &Cluster, what: &str) {
+        let clock = cluster.clock();
+        let deadline = clock.now() + Duration::from_secs(60);
+        while !self.text().contains(what) {
+            assert!(
+                clock.now() < deadline,
+                "the screen never showed {what:?}:\n{}",
+                self.text()
+            );
+            clock.sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// `kubectl get pods -w` prints the table, then a row for each change, and runs until
+/// Ctrl-C (the terminal drops the command's future); the prompt then works as before.
+#[tokio::test(start_paused = true)]
+async fn a_watch_prints_each_change_until_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(dir.path()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(120)).await.unwrap();
+    let mut p = Playground::new(&cluster);
+    let screen = Screen::default();
+    {
+        let watch = p.execute_to("kubectl get pods -w", screen.writer(), screen.writer());
+        let meanwhile = async {
+            cluster.clock().sleep(Duration::from_secs(2)).await;
+            let out = sim::shell::run(&cluster, "node1", "kubectl run web --image=nginx").await;
+            assert_eq!(out.code, 0, "{out:?}");
+            screen.shows(&cluster, "Running").await;
+        };
+        tokio::select! {
+            biased;
+            _ = meanwhile => {}
+            outcome = watch => panic!("the watch ended by itself: {outcome:?}"),
+        }
+        // Ctrl-C: the future is dropped here.
+    }
+    let text = screen.text();
+    // An empty namespace says so (on stderr, at once), and the watch goes on; the
+    // first row comes with the header.
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some("No resources found in default namespace."),
+        "{text}"
+    );
+    let header = lines.next().unwrap_or_default();
+    assert!(
+        header.starts_with("NAME") && header.contains("STATUS"),
+        "{text}"
+    );
+    assert!(
+        text.lines().filter(|l| l.starts_with("web ")).count() >= 2,
+        "a row per change (Pending, then Running):\n{text}"
+    );
+    assert_eq!(typed(&mut p, "hostname").await.0, "node1\n");
+
+    // A pipe that has what it wants ends the watch by itself, as SIGPIPE would.
+    let screen = Screen::default();
+    let ended = cluster
+        .clock()
+        .timeout(
+            Duration::from_secs(60),
+            p.execute_to(
+                "kubectl get pods -w | head -n 2",
+                screen.writer(),
+                screen.writer(),
+            ),
+        )
+        .await;
+    assert!(ended.is_ok(), "head -n 2 should close the watch");
+    assert_eq!(screen.text().lines().count(), 2, "{}", screen.text());
+
+    // Output through a pipe, for the playground's own commands too.
+    // (As in bash, the history has the line being run too.)
+    let (out, _) = typed(&mut p, "history | grep head").await;
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (out, code) = typed(&mut p, "kubectl get pods | grep nginx-not-here").await;
+    assert_eq!((out.as_str(), code), ("", 1), "grep found nothing: exit 1");
+}
+
+/// `kubectl logs -f` follows the container's log and `etcdctl watch` prints the
+/// writes under a prefix, each until Ctrl-C.
+#[tokio::test(start_paused = true)]
+async fn logs_follow_and_etcdctl_watch_stream_until_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(dir.path()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(120)).await.unwrap();
+    let mut p = Playground::new(&cluster);
+    let screen = Screen::default();
+    {
+        let watch = p.execute_to(
+            "etcdctl watch --prefix /registry/pods/default/",
+            screen.writer(),
+            screen.writer(),
+        );
+        let meanwhile = async {
+            cluster.clock().sleep(Duration::from_secs(1)).await;
+            let out = sim::shell::run(
+                &cluster,
+                "node1",
+                "kubectl run alpine --image=alpine -- ping 8.8.8.8",
+            )
+            .await;
+            assert_eq!(out.code, 0, "{out:?}");
+            screen
+                .shows(&cluster, "PUT\n/registry/pods/default/alpine\n")
+                .await;
+        };
+        tokio::select! {
+            biased;
+            _ = meanwhile => {}
+            outcome = watch => panic!("the watch ended by itself: {outcome:?}"),
+        }
+    }
+    let value = screen.text();
+    assert!(
+        value.contains("\"kind\":\"Pod\""),
+        "the value is the pod's JSON: {value}"
+    );
+
+    let screen = Screen::default();
+    {
+        let follow = p.execute_to("kubectl logs -f alpine", screen.writer(), screen.writer());
+        let meanwhile = async {
+            screen.shows(&cluster, "seq=").await;
+            let first = screen.text().lines().count();
+            // ping writes a line a second: ten more seconds, more lines.
+            cluster.clock().sleep(Duration::from_secs(10)).await;
+            let later = screen.text().lines().count();
+            assert!(
+                later >= first + 5,
+                "the log grows: {first} then {later} lines"
+            );
+        };
+        tokio::select! {
+            biased;
+            _ = meanwhile => {}
+            outcome = follow => panic!("logs -f ended by itself: {outcome:?}\n{}", screen.text()),
+        }
+    }
+    assert!(screen.text().contains("PING 8.8.8.8"), "{}", screen.text());
+    assert_eq!(typed(&mut p, "reset").await.0, "(reset)");
 }

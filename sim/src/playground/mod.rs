@@ -22,22 +22,30 @@
 //! Tab completes a line's words from what each command takes ([`complete`]): command
 //! names, subcommands, resource kinds, node names after `ssh`.
 //!
-//! Left out, for now: completion of object names and paths, Ctrl-C of a running
-//! command (the shell's commands all end by themselves), `reset`, and the finer
-//! checks of issue 15 (which node a pod was created from, when the backup was taken).
+//! A line's output goes to the terminal as it comes ([`Playground::execute_to`]
+//! writes into a [`Stdout`], through the line's pipe): `kubectl get pods -w`,
+//! `kubectl logs -f alpine` and `etcdctl watch --prefix /registry/pods` print each
+//! change until Ctrl-C, which the terminal turns into dropping the command's future —
+//! its connections close, as a killed process's do. `reset` asks the terminal for a
+//! new cluster.
+
+use std::sync::{Arc, Mutex};
 
 use crate::checker::{self, Check};
 use crate::cluster::Cluster;
-use crate::shell::{self, Output};
+use crate::shell::{self, pipe, Output, Stdout};
 
 mod complete;
 pub use complete::complete;
 
 /// What the learner can type, for `help` and completion.
-pub const BUILTINS: [&str; 12] = [
-    "ssh", "exit", "hint", "solution", "status", "check", "env", "hostname", "history", "help",
-    "ip", "clear",
+pub const BUILTINS: [&str; 13] = [
+    "ssh", "exit", "hint", "solution", "status", "check", "reset", "env", "hostname", "history",
+    "help", "ip", "clear",
 ];
+
+/// The file in the data root a passing `check` writes: the verdict and what was typed.
+pub const HANDIN: &str = "handin.txt";
 
 /// Commands a real node has that this one does not (yet): said plainly, not as
 /// `command not found`.
@@ -76,6 +84,8 @@ pub enum Outcome {
     Output(Output),
     /// The learner left the playground (`exit` on node1).
     Leave,
+    /// `reset`: build the cluster again, from nothing.
+    Reset,
 }
 
 /// A learner at the cluster's console.
@@ -107,15 +117,65 @@ impl<'a> Playground<'a> {
         format!("root@{}:~# ", self.node())
     }
 
-    /// Runs one line as typed.
+    /// Runs one line as typed and returns all it printed (the tests' way in).
     pub async fn execute(&mut self, line: &str) -> Outcome {
+        let printed = Arc::new(Mutex::new(String::new()));
+        let into = printed.clone();
+        let errors = Arc::new(Mutex::new(String::new()));
+        let errors_into = errors.clone();
+        let outcome = self
+            .execute_to(
+                line,
+                move |text| {
+                    into.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_str(text)
+                },
+                move |text| {
+                    errors_into
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_str(text)
+                },
+            )
+            .await;
+        match outcome {
+            Outcome::Output(mut out) => {
+                out.stdout =
+                    std::mem::take(&mut *printed.lock().unwrap_or_else(|p| p.into_inner()));
+                let mut stderr =
+                    std::mem::take(&mut *errors.lock().unwrap_or_else(|p| p.into_inner()));
+                stderr.push_str(&out.stderr);
+                out.stderr = stderr;
+                Outcome::Output(out)
+            }
+            other => other,
+        }
+    }
+
+    /// Runs one line as typed, handing what it prints to `write` and the error text a
+    /// streaming command writes on its way to `ewrite`, as they come (the terminal
+    /// prints them at once: a watch shows each change). The [`Output`] that comes back
+    /// has the rest of the error text and the exit code. Dropping the future stops the
+    /// command: that is Ctrl-C.
+    pub async fn execute_to(
+        &mut self,
+        line: &str,
+        write: impl FnMut(&str) + Send + 'static,
+        ewrite: impl FnMut(&str) + Send + 'static,
+    ) -> Outcome {
         let line = line.trim();
         if line.is_empty() {
             return Outcome::Output(Output::default());
         }
         self.history.push(line.to_string());
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let out = match words.as_slice() {
+        let (command, filters) = match pipe::split(line) {
+            Ok(split) => split,
+            Err(out) => return Outcome::Output(out),
+        };
+        let stdout = Stdout::to(filters, write).with_stderr(ewrite);
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let mut out = match words.as_slice() {
             ["exit"] | ["logout"] => {
                 if self.path.len() == 1 {
                     return Outcome::Leave;
@@ -123,6 +183,7 @@ impl<'a> Playground<'a> {
                 let left = self.path.pop().unwrap_or_default();
                 Output::ok(format!("logout\nConnection to {left} closed.\n"))
             }
+            ["reset"] => return Outcome::Reset,
             ["ssh", target] => self.ssh(target),
             ["ssh", ..] => Output::fail("usage: ssh NODE (node1, node2 or node3)", 255),
             ["hostname"] => Output::ok(format!("{}\n", self.node())),
@@ -146,17 +207,45 @@ impl<'a> Playground<'a> {
             ["hint"] => Output::ok(hint(&checker::grade(self.cluster).await)),
             ["solution"] => Output::ok(solution(self.cluster)),
             ["status"] => Output::ok(status(&checker::grade(self.cluster).await)),
-            ["check"] => {
-                let checks = checker::grade(self.cluster).await;
-                Output {
-                    stdout: checker::verdict(&checks),
-                    stderr: String::new(),
-                    code: i32::from(!checks.iter().all(|c| c.passed)),
-                }
-            }
-            _ => shell::run(self.cluster, self.node(), line).await,
+            ["check"] => self.check().await,
+            _ => shell::run_to(self.cluster, self.node(), command, &stdout).await,
         };
+        stdout.print(&std::mem::take(&mut out.stdout));
+        stdout.finish();
+        if stdout.grep_found_nothing() && out.code == 0 {
+            out.code = 1;
+        }
         Outcome::Output(out)
+    }
+
+    /// `check`: the checker's verdict; when every requirement is met, the hand-in —
+    /// the verdict and what the learner typed — is saved in the data root.
+    async fn check(&self) -> Output {
+        let checks = checker::grade(self.cluster).await;
+        let verdict = checker::verdict(&checks);
+        if !checks.iter().all(|c| c.passed) {
+            return Output {
+                stdout: verdict,
+                stderr: String::new(),
+                code: 1,
+            };
+        }
+        let typed: String = self.history.iter().map(|l| format!("  {l}\n")).collect();
+        let handin = format!("{verdict}\nWhat was typed:\n{typed}");
+        let path = self.cluster.root.join(HANDIN);
+        match std::fs::write(&path, &handin) {
+            Ok(()) => Output::ok(format!("{handin}\nHanded in: {}\n", path.display())),
+            Err(e) => Output {
+                stdout: handin,
+                stderr: format!("could not save the hand-in to {}: {e}\n", path.display()),
+                code: 1,
+            },
+        }
+    }
+
+    /// Tab on `line` (up to the cursor), on the node the learner is on.
+    pub async fn complete(&self, line: &str) -> (usize, Vec<String>) {
+        complete(line)
     }
 
     fn ssh(&mut self, target: &str) -> Output {
@@ -217,7 +306,12 @@ fn help() -> String {
     out.push_str(&BUILTINS.join(", "));
     out.push_str("\non the nodes: ");
     out.push_str(&COMMANDS.join(", "));
-    out.push_str(" (output can go through | head, | tail, | grep)\nTab completes commands, subcommands, kinds and node names; ↑/↓ go through the history.\n");
+    out.push_str(
+        " (output can go through | head, | tail, | grep)\n\
+         kubectl get -w, kubectl logs -f and etcdctl watch run until Ctrl-C.\n\
+         Tab completes commands, subcommands, kinds and node names; ↑/↓ go through the history.\n\
+         `reset` throws the cluster away and builds a new one; Ctrl-D or `exit` on node1 leaves.\n",
+    );
     out
 }
 

@@ -12,7 +12,7 @@ use kvstore::proto::etcdserverpb::{
 use kvstore::request::prefix_end;
 use kvstore::tools::printer::{self, MEMBER_HEADS, STATUS_HEADS};
 
-use super::Output;
+use super::{Output, Stdout};
 use crate::cluster::Node;
 use crate::node::{reason, Follow};
 
@@ -63,6 +63,12 @@ enum Command {
         #[command(subcommand)]
         what: SnapshotCmd,
     },
+    /// Watches a key (or a prefix) and prints each change, until Ctrl-C.
+    Watch {
+        key: String,
+        #[arg(long)]
+        prefix: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,7 +113,7 @@ enum SnapshotCmd {
 }
 
 /// Runs `etcdctl ...` on `node`.
-pub async fn run(node: &Node, argv: &[String]) -> Output {
+pub async fn run(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
     let cli = match Etcdctl::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => return Output::fail(e.render().to_string(), 1),
@@ -122,6 +128,15 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
         endpoints,
         format: cli.write_out.clone(),
     };
+    if let Command::Watch { key, prefix } = &cli.command {
+        let client = match ctl.client(&ctl.endpoints) {
+            Ok(c) => c,
+            Err(e) => return e,
+        };
+        return super::stream::etcd_watch(&client, key, *prefix, stdout)
+            .await
+            .unwrap_or_else(|e| e);
+    }
     ctl.run(cli.command).await.unwrap_or_else(|e| e)
 }
 
@@ -294,6 +309,8 @@ impl Ctl<'_> {
                     .map(Output::ok)
                     .map_err(error)
             }
+            // Streams into the line's output: `run` takes it before this match.
+            Command::Watch { .. } => Ok(Output::default()),
         }
     }
 

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::Output;
+use super::{stream, Output, Stdout};
 use crate::cluster::{Node, ADMIN_CONF};
 use crate::node::{reason as file_reason, Follow};
 use crate::process::client_from_kubeconfig;
@@ -14,7 +14,7 @@ use apiserver::registry::{self, ResourceType};
 use client_go::client::Client;
 use client_go::kubeconfig::{Kubeconfig, NamedCluster};
 
-const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+pub(super) const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
 #[derive(Parser)]
 #[command(name = "kubectl")]
@@ -40,6 +40,9 @@ enum Command {
         output: Option<String>,
         #[arg(long)]
         show_labels: bool,
+        /// After listing, watch for changes (until Ctrl-C).
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Show details of a pod.
     Describe { resource: String, name: String },
@@ -71,6 +74,9 @@ enum Command {
         name: String,
         #[arg(long)]
         tail: Option<i64>,
+        /// Stream the log as the container writes it (until Ctrl-C).
+        #[arg(short = 'f', long)]
+        follow: bool,
     },
     /// Modify kubeconfig files.
     Config {
@@ -108,7 +114,7 @@ enum Config {
     CurrentContext,
 }
 
-fn find(resource: &str) -> Option<&'static ResourceType> {
+pub(super) fn find(resource: &str) -> Option<&'static ResourceType> {
     let r = resource.to_lowercase();
     registry::all().iter().find(|t| {
         t.plural == r
@@ -132,15 +138,15 @@ fn qualified(rt: &ResourceType, name: &str) -> String {
     format!("{}/{name}", kind_name(rt))
 }
 
-struct Session {
-    client: Client,
+pub(super) struct Session {
+    pub(super) client: Client,
     server: String,
-    namespace: String,
+    pub(super) namespace: String,
 }
 
 impl Session {
     /// Sends a request; a failure comes back as kubectl prints it.
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -154,11 +160,7 @@ impl Session {
             .await
             .map_err(|e| self.unreachable(&e))?;
         if !(200..300).contains(&code) {
-            let e = Client::error_of(code, &bytes);
-            return Err(Output::fail(
-                format!("Error from server ({}): {e}", reason(&e, code)),
-                1,
-            ));
+            return Err(self.server_error(code, &bytes));
         }
         if bytes.is_empty() {
             return Ok(Value::Null);
@@ -167,9 +169,15 @@ impl Session {
             .or_else(|_| Ok(Value::String(String::from_utf8_lossy(&bytes).into_owned())))
     }
 
+    /// A failed answer as kubectl prints it: `Error from server (NotFound): …`.
+    pub(super) fn server_error(&self, code: u16, body: &[u8]) -> Output {
+        let e = Client::error_of(code, body);
+        Output::fail(format!("Error from server ({}): {e}", reason(&e, code)), 1)
+    }
+
     /// What kubectl prints when no answer came: a refused connection in its own
     /// words, anything else (a timeout, a broken connection) as it happened.
-    fn unreachable(&self, e: &client_go::error::Error) -> Output {
+    pub(super) fn unreachable(&self, e: &client_go::error::Error) -> Output {
         let host = self
             .server
             .split_once("://")
@@ -200,7 +208,7 @@ fn reason(e: &client_go::Error, code: u16) -> String {
 }
 
 /// Runs `kubectl ...` on `node`.
-pub async fn run(node: &Node, argv: &[String]) -> Output {
+pub async fn run(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
     let cli = match Kubectl::try_parse_from(argv) {
         Ok(c) => c,
         Err(e) => return Output::fail(e.render().to_string(), 1),
@@ -246,6 +254,14 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
             "You must specify the type of resource to get. Use \"kubectl api-resources\" for a complete list of supported resources.",
             1,
         )),
+        Command::Get { resource: Some(resource), name, output, watch: true, .. } => {
+            match output.as_deref() {
+                None | Some("wide") => {
+                    stream::get_watch(&s, &resource, name.as_deref(), output.is_some(), cli.all_namespaces, stdout).await
+                }
+                Some(other) => Err(Output::fail(format!("error: this kubectl watches as a table only (-o wide or none), not -o {other}"), 1)),
+            }
+        }
         Command::Get { resource: Some(resource), name, output, show_labels, .. } => {
             get(&s, &resource, name.as_deref(), output.as_deref(), cli.all_namespaces, show_labels).await
         }
@@ -256,7 +272,8 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
         }
         Command::Scale { target, replicas } => scale(&s, &target, replicas).await,
         Command::Delete { resource, name } => delete(&s, &resource, &name).await,
-        Command::Logs { name, tail } => logs(&s, &name, tail).await,
+        Command::Logs { name, tail, follow: true } => stream::logs_follow(&s, &name, tail, stdout).await,
+        Command::Logs { name, tail, .. } => logs(&s, &name, tail).await,
         Command::ClusterInfo => Ok(Output::ok(format!(
             "Kubernetes control plane is running at {}\n\nTo further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n",
             s.server
@@ -267,7 +284,7 @@ pub async fn run(node: &Node, argv: &[String]) -> Output {
     result.unwrap_or_else(|e| e)
 }
 
-fn unknown(resource: &str) -> Output {
+pub(super) fn unknown(resource: &str) -> Output {
     Output::fail(
         format!("error: the server doesn't have a resource type \"{resource}\""),
         1,

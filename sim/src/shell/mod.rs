@@ -6,7 +6,11 @@
 
 pub mod etcdctl;
 pub mod kubectl;
+pub mod pipe;
+mod stream;
 pub mod system;
+
+pub use pipe::Stdout;
 
 use crate::cluster::{Cluster, Node};
 
@@ -98,118 +102,47 @@ pub fn words(line: &str) -> Vec<String> {
     out
 }
 
-/// Runs one command line on `node`. Its output can go through filters, as in a
-/// shell pipe: `| head [-n N]`, `| tail [-n N]`, `| grep [-v] WORD`.
+/// Runs one command line on `node` and returns all it printed. Its output can go
+/// through filters, as in a shell pipe: `| head [-n N]`, `| tail [-n N]`,
+/// `| grep [-v|-A N] WORD`.
 pub async fn run(cluster: &Cluster, node: &str, line: &str) -> Output {
-    let Some(node) = cluster.node(node) else {
-        return Output::fail(format!("no such node: {node}"), 1);
+    let (command, filters) = match pipe::split(line) {
+        Ok(split) => split,
+        Err(out) => return out,
     };
-    let mut stages = line.split('|');
-    let command = stages.next().unwrap_or("");
-    let mut filters = Vec::new();
-    for stage in stages {
-        match Filter::parse(stage) {
-            Ok(f) => filters.push(f),
-            Err(out) => return out,
-        }
-    }
-    let argv = words(command);
-    let mut out = dispatch(node, &argv).await;
-    for filter in filters {
-        let lines: Vec<&str> = out.stdout.lines().collect();
-        let kept: Vec<&str> = filter.apply(&lines);
-        // grep fails when nothing matched, as the real one (exit 1).
-        if matches!(filter, Filter::Grep { .. }) && kept.is_empty() && out.code == 0 {
-            out.code = 1;
-        }
-        out.stdout = kept.iter().map(|l| format!("{l}\n")).collect();
+    let stdout = Stdout::buffer(filters);
+    let mut out = run_to(cluster, node, command, &stdout).await;
+    out.stdout = stdout.finish();
+    if stdout.grep_found_nothing() && out.code == 0 {
+        out.code = 1;
     }
     out
 }
 
-/// A command a pipe sends output through.
-#[derive(Debug, Clone, PartialEq)]
-enum Filter {
-    Head(usize),
-    Tail(usize),
-    /// `grep [-v] [-A N] WORD`: the lines with WORD (or without, `-v`), each with the
-    /// `N` lines after it.
-    Grep {
-        word: String,
-        invert: bool,
-        after: usize,
-    },
+/// Runs one command (no pipe) on `node`, writing what it prints into `stdout` as it
+/// comes; the [`Output`] has its error text and exit code. A command that streams
+/// (`kubectl get -w`, `kubectl logs -f`, `etcdctl watch`) runs until its source ends,
+/// the pipe closes, or the caller drops the future (Ctrl-C).
+pub async fn run_to(cluster: &Cluster, node: &str, command: &str, stdout: &Stdout) -> Output {
+    let Some(node) = cluster.node(node) else {
+        return Output::fail(format!("no such node: {node}"), 1);
+    };
+    let argv = words(command);
+    let mut out = dispatch(node, &argv, stdout).await;
+    stdout.print(&std::mem::take(&mut out.stdout));
+    let mut stderr = stdout.take_errors();
+    stderr.push_str(&out.stderr);
+    out.stderr = stderr;
+    out
 }
 
-impl Filter {
-    fn parse(stage: &str) -> Result<Filter, Output> {
-        let w = words(stage);
-        let w: Vec<&str> = w.iter().map(String::as_str).collect();
-        let count = |n: &str| n.trim_start_matches('-').parse::<usize>().ok();
-        let parsed = match w[..] {
-            ["head"] => Some(Filter::Head(10)),
-            ["head", "-n", n] | ["head", n] => count(n).map(Filter::Head),
-            ["tail"] => Some(Filter::Tail(10)),
-            ["tail", "-n", n] | ["tail", n] => count(n).map(Filter::Tail),
-            ["grep", word] => Some(Filter::Grep {
-                word: word.to_string(),
-                invert: false,
-                after: 0,
-            }),
-            ["grep", "-v", word] => Some(Filter::Grep {
-                word: word.to_string(),
-                invert: true,
-                after: 0,
-            }),
-            ["grep", "-A", n, word] => count(n).map(|after| Filter::Grep {
-                word: word.to_string(),
-                invert: false,
-                after,
-            }),
-            _ => None,
-        };
-        parsed.ok_or_else(|| match w.first() {
-            Some(&("head" | "tail" | "grep")) => {
-                Output::fail(format!("{}: this shell only knows head -n N, tail -n N and grep [-v|-A N] WORD after a pipe", w[0]), 2)
-            }
-            Some(other) => Output::fail(format!("bash: {other}: command not found"), 127),
-            None => Output::fail("bash: syntax error near unexpected token `|'".to_string(), 2),
-        })
-    }
-
-    fn apply<'a>(&self, lines: &[&'a str]) -> Vec<&'a str> {
-        match self {
-            Filter::Head(n) => lines.iter().take(*n).copied().collect(),
-            Filter::Tail(n) => lines[lines.len().saturating_sub(*n)..].to_vec(),
-            Filter::Grep {
-                word,
-                invert,
-                after,
-            } => {
-                let mut kept = Vec::new();
-                let mut context = 0;
-                for line in lines {
-                    if line.contains(word.as_str()) != *invert {
-                        kept.push(*line);
-                        context = *after;
-                    } else if context > 0 {
-                        kept.push(*line);
-                        context -= 1;
-                    }
-                }
-                kept
-            }
-        }
-    }
-}
-
-async fn dispatch(node: &Node, argv: &[String]) -> Output {
+async fn dispatch(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
     let Some(program) = argv.first() else {
         return Output::default();
     };
     match program.as_str() {
-        "kubectl" => kubectl::run(node, argv).await,
-        "etcdctl" => etcdctl::run(node, argv).await,
+        "kubectl" => kubectl::run(node, argv, stdout).await,
+        "etcdctl" => etcdctl::run(node, argv, stdout).await,
         "docker" => system::docker(node, argv).await,
         "systemctl" => system::systemctl(node, argv).await,
         "rm" | "cat" | "ls" => system::files(node, argv),
@@ -237,21 +170,5 @@ mod tests {
         );
         assert_eq!(words("echo 'a b' \"c d\" e"), ["echo", "a b", "c d", "e"]);
         assert_eq!(words("  "), Vec::<String>::new());
-    }
-
-    #[test]
-    fn pipes_filter_lines_as_head_tail_and_grep_do() {
-        let lines = ["a lease", "b", "c lease", "d"];
-        let f = |stage: &str| Filter::parse(stage).unwrap().apply(&lines);
-        assert_eq!(f(" head -n 3"), ["a lease", "b", "c lease"]);
-        assert_eq!(f(" head"), lines);
-        assert_eq!(f(" tail -n 1"), ["d"]);
-        assert_eq!(f(" tail -2"), ["c lease", "d"]);
-        assert_eq!(f(" grep lease"), ["a lease", "c lease"]);
-        assert_eq!(f(" grep -v lease"), ["b", "d"]);
-        assert_eq!(f(" grep -A 1 lease"), lines);
-        assert_eq!(f(" grep -A 1 c"), ["c lease", "d"]);
-        assert_eq!(Filter::parse(" sort").unwrap_err().code, 127);
-        assert_eq!(Filter::parse(" grep -E x y").unwrap_err().code, 2);
     }
 }

@@ -217,6 +217,17 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
         handin.contains("PASSED") && handin.contains("  kubectl logs -f alpine\n"),
         "{handin}"
     );
+    // `reset`: a new cluster from nothing — alpine is gone, node2's apiserver is back.
+    let builds = t.screen().matches("Ready: node1").count();
+    t.keys(&["reset", "Enter"]);
+    t.wait_for("Ready: node1", builds, Duration::from_secs(180));
+    t.at_prompt(n1);
+    let screen = t.run(n1, "kubectl get pods", n1);
+    let last = screen.rsplit("kubectl get pods").next().unwrap_or("");
+    assert!(last.contains("No resources found in default namespace."), "{screen}");
+    let screen = t.run(n1, "kubectl get pods -n kube-system | grep apiserver-node2", n1);
+    let last = screen.rsplit("grep apiserver-node2").next().unwrap_or("");
+    assert!(last.contains("Running"), "{screen}");
     // What was typed is kept, for the next session and for the hand-in.
     let history = std::fs::read_to_string(dir.path().join(".playground_history")).unwrap();
     assert!(history.contains("ssh node2"), "{history}");

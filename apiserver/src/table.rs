@@ -209,10 +209,12 @@ impl Printer for Node {
 
     fn cells(&self, now: Timestamp) -> Vec<Value> {
         let ready = self.status.conditions.iter().find(|c| c.type_ == "Ready");
+        // As kube-apiserver's printer: a Ready condition that is not True (False, or
+        // Unknown once the kubelet stopped posting) is NotReady; none at all, Unknown.
         let mut status = match ready.map(|c| c.status.as_str()) {
             Some("True") => "Ready".to_string(),
-            Some("False") => "NotReady".to_string(),
-            _ => "Unknown".to_string(),
+            Some(_) => "NotReady".to_string(),
+            None => "Unknown".to_string(),
         };
         if self.spec.unschedulable {
             status.push_str(",SchedulingDisabled");

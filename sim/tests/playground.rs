@@ -285,3 +285,46 @@ async fn logs_follow_and_etcdctl_watch_stream_until_ctrl_c() {
     assert!(screen.text().contains("PING 8.8.8.8"), "{}", screen.text());
     assert_eq!(typed(&mut p, "reset").await.0, "(reset)");
 }
+
+/// `systemctl stop kubelet` as on a real node: the node goes NotReady once the
+/// node-monitor grace period (50 s) has passed without a heartbeat, its containers keep
+/// running (nothing stops them), and `systemctl start kubelet` brings it back.
+#[tokio::test(start_paused = true)]
+async fn stopping_a_kubelet_makes_its_node_not_ready_and_leaves_its_pods_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(dir.path()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(120)).await.unwrap();
+    let mut p = Playground::new(&cluster);
+    typed(&mut p, "kubectl run alpine --image=alpine -- ping 8.8.8.8").await;
+    cluster.clock().sleep(Duration::from_secs(20)).await;
+    let (out, _) = typed(&mut p, "kubectl get pods -o wide").await;
+    assert!(out.contains("Running") && out.contains("node3"), "{out}");
+    typed(&mut p, "ssh node3").await;
+    let (out, code) = typed(&mut p, "systemctl stop kubelet").await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(typed(&mut p, "systemctl is-active kubelet").await, ("inactive\n".into(), 3));
+    // node3 is a worker: no admin kubeconfig there. kubectl from node1.
+    typed(&mut p, "exit").await;
+    // Within the grace period the node is still Ready: nobody has noticed yet.
+    cluster.clock().sleep(Duration::from_secs(20)).await;
+    let (out, _) = typed(&mut p, "kubectl get nodes | grep node3").await;
+    assert!(out.contains(" Ready "), "{out}");
+    cluster.clock().sleep(Duration::from_secs(50)).await;
+    let (out, _) = typed(&mut p, "kubectl get nodes | grep node3").await;
+    assert!(out.contains("NotReady"), "{out}");
+    typed(&mut p, "ssh node3").await;
+    let (out, _) = typed(&mut p, "docker ps | grep alpine").await;
+    assert!(out.contains("Up "), "the pod's container runs on: {out}");
+    typed(&mut p, "systemctl start kubelet").await;
+    typed(&mut p, "exit").await;
+    let clock = cluster.clock();
+    let deadline = clock.now() + Duration::from_secs(60);
+    loop {
+        let (out, _) = typed(&mut p, "kubectl get nodes | grep node3").await;
+        if out.contains(" Ready ") {
+            break;
+        }
+        assert!(clock.now() < deadline, "node3 never came back: {out}");
+        clock.sleep(Duration::from_secs(1)).await;
+    }
+}

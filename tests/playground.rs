@@ -224,8 +224,15 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
     t.at_prompt(n1);
     let screen = t.run(n1, "kubectl get pods", n1);
     let last = screen.rsplit("kubectl get pods").next().unwrap_or("");
-    assert!(last.contains("No resources found in default namespace."), "{screen}");
-    let screen = t.run(n1, "kubectl get pods -n kube-system | grep apiserver-node2", n1);
+    assert!(
+        last.contains("No resources found in default namespace."),
+        "{screen}"
+    );
+    let screen = t.run(
+        n1,
+        "kubectl get pods -n kube-system | grep apiserver-node2",
+        n1,
+    );
     let last = screen.rsplit("grep apiserver-node2").next().unwrap_or("");
     assert!(last.contains("Running"), "{screen}");
     // What was typed is kept, for the next session and for the hand-in.

@@ -101,6 +101,8 @@ pub struct Node {
     pub runtime: Arc<Runtime>,
     pub control_plane: bool,
     kubelet: tokio::sync::Mutex<Option<Kubelet>>,
+    /// When the kubelet unit last started or stopped (`systemctl status`'s "since").
+    kubelet_since: std::sync::Mutex<Option<jiff::Timestamp>>,
 }
 
 impl Node {
@@ -117,12 +119,25 @@ impl Node {
                 self.runtime.clone(),
                 self.control_plane,
             ));
+            self.mark_kubelet();
         }
+    }
+
+    fn mark_kubelet(&self) {
+        *self.kubelet_since.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(api::time::now(&*self.ctx.clock));
+    }
+
+    /// When the kubelet last started (running) or stopped.
+    pub fn kubelet_since(&self) -> Option<jiff::Timestamp> {
+        *self.kubelet_since.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `systemctl stop kubelet` (its containers keep running, as with docker).
     pub async fn stop_kubelet(&self) {
-        self.kubelet.lock().await.take();
+        if self.kubelet.lock().await.take().is_some() {
+            self.mark_kubelet();
+        }
     }
 
     pub async fn kubelet_running(&self) -> bool {
@@ -317,6 +332,7 @@ impl Cluster {
                 runtime,
                 control_plane,
                 kubelet: tokio::sync::Mutex::new(None),
+                kubelet_since: std::sync::Mutex::new(None),
             });
         }
         let cluster = Cluster {

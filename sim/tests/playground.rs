@@ -302,7 +302,18 @@ async fn stopping_a_kubelet_makes_its_node_not_ready_and_leaves_its_pods_running
     typed(&mut p, "ssh node3").await;
     let (out, code) = typed(&mut p, "systemctl stop kubelet").await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(typed(&mut p, "systemctl is-active kubelet").await, ("inactive\n".into(), 3));
+    assert_eq!(
+        typed(&mut p, "systemctl is-active kubelet").await,
+        ("inactive\n".into(), 3)
+    );
+    let (status, code) = typed(&mut p, "systemctl status kubelet").await;
+    assert_eq!(code, 3, "{status}");
+    assert!(
+        status.starts_with("○ kubelet.service - Kubernetes Kubelet Server\n")
+            && status.contains("Active: inactive (dead) since ")
+            && status.contains("; 0s ago"),
+        "{status}"
+    );
     // node3 is a worker: no admin kubeconfig there. kubectl from node1.
     typed(&mut p, "exit").await;
     // Within the grace period the node is still Ready: nobody has noticed yet.

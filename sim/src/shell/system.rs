@@ -197,6 +197,41 @@ where
     out
 }
 
+/// `systemctl status kubelet`, as systemd prints it for kubespray's unit (exit 3 when
+/// it is not running).
+async fn kubelet_status(node: &Node) -> Output {
+    let running = node.kubelet_running().await;
+    let now = api::time::now(&*node.ctx.clock);
+    let since = node.kubelet_since().map_or(String::new(), |t| {
+        let ago = (now.as_second() - t.as_second()).max(0);
+        let ago = match ago {
+            0..=59 => format!("{ago}s"),
+            60..=3599 => format!("{}min {}s", ago / 60, ago % 60),
+            _ => format!("{}h {}min", ago / 3600, ago % 3600 / 60),
+        };
+        let at = t
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .strftime("%a %Y-%m-%d %H:%M:%S UTC");
+        format!(" since {at}; {ago} ago")
+    });
+    let (dot, active) = if running {
+        ("●", "active (running)")
+    } else {
+        ("○", "inactive (dead)")
+    };
+    let text = format!(
+        "{dot} kubelet.service - Kubernetes Kubelet Server\n\
+         \x20    Loaded: loaded (/etc/systemd/system/kubelet.service; enabled; vendor preset: enabled)\n\
+         \x20    Active: {active}{since}\n\
+         \x20      Docs: https://github.com/GoogleCloudPlatform/kubernetes\n"
+    );
+    Output {
+        stdout: text,
+        code: if running { 0 } else { 3 },
+        ..Output::default()
+    }
+}
+
 /// `systemctl start|stop|restart|status kubelet`.
 pub async fn systemctl(node: &Node, argv: &[String]) -> Output {
     let args: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
@@ -214,7 +249,8 @@ pub async fn systemctl(node: &Node, argv: &[String]) -> Output {
             node.start_kubelet().await;
             Output::default()
         }
-        ["status", "kubelet"] | ["is-active", "kubelet"] => {
+        ["status", "kubelet"] => kubelet_status(node).await,
+        ["is-active", "kubelet"] => {
             if node.kubelet_running().await {
                 Output::ok("active\n")
             } else {

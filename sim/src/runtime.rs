@@ -178,7 +178,8 @@ impl Runtime {
     /// log says why.
     pub async fn start(&self, name: &str) -> Result<()> {
         let mut containers = self.containers.lock().await;
-        let c = containers.get_mut(name).ok_or_else(|| no_such(name))?;
+        let key = named(&containers, name)?;
+        let c = containers.get_mut(&key).ok_or_else(|| no_such(name))?;
         if matches!(c.state, State::Running { .. }) {
             return Ok(());
         }
@@ -202,7 +203,8 @@ impl Runtime {
     /// `docker stop NAME`.
     pub async fn stop(&self, name: &str) -> Result<()> {
         let mut containers = self.containers.lock().await;
-        let c = containers.get_mut(name).ok_or_else(|| no_such(name))?;
+        let key = named(&containers, name)?;
+        let c = containers.get_mut(&key).ok_or_else(|| no_such(name))?;
         if let Some(p) = c.process.take() {
             p.stop().await;
         }
@@ -218,7 +220,9 @@ impl Runtime {
     /// Stops and forgets a container (`docker rm -f`).
     pub async fn remove(&self, name: &str) -> Result<()> {
         self.stop(name).await?;
-        self.containers.lock().await.remove(name);
+        let mut containers = self.containers.lock().await;
+        let key = named(&containers, name)?;
+        containers.remove(&key);
         Ok(())
     }
 
@@ -250,13 +254,25 @@ impl Runtime {
 
     /// One container's state, if it exists.
     pub async fn info(&self, name: &str) -> Option<ContainerInfo> {
-        self.list().await.into_iter().find(|c| c.name == name)
+        let all = self.list().await;
+        if let Some(c) = all.iter().find(|c| c.name == name) {
+            return Some(c.clone());
+        }
+        let mut by_id = all
+            .into_iter()
+            .filter(|c| !name.is_empty() && c.id.starts_with(name));
+        match (by_id.next(), by_id.next()) {
+            (Some(one), None) => Some(one),
+            _ => None,
+        }
     }
 
     /// `docker logs NAME`.
     pub async fn logs(&self, name: &str) -> Result<Vec<String>> {
         let containers = self.containers.lock().await;
-        let c = containers.get(name).ok_or_else(|| no_such(name))?;
+        let c = containers
+            .get(&named(&containers, name)?)
+            .ok_or_else(|| no_such(name))?;
         let lines = c.logs.lock().expect("logs lock").clone();
         Ok(lines)
     }
@@ -267,6 +283,26 @@ impl Runtime {
         for name in names {
             let _ = self.stop(&name).await;
         }
+    }
+}
+
+/// The container `docker stop X` means: the one named X, else the one whose ID
+/// starts with X (refused when several do, as docker refuses).
+fn named(containers: &BTreeMap<String, Container>, name: &str) -> Result<String> {
+    if containers.contains_key(name) {
+        return Ok(name.to_string());
+    }
+    let by_id: Vec<&String> = containers
+        .iter()
+        .filter(|(_, c)| !name.is_empty() && c.id.starts_with(name))
+        .map(|(key, _)| key)
+        .collect();
+    match by_id[..] {
+        [one] => Ok(one.clone()),
+        [] => Err(no_such(name)),
+        _ => Err(Error::NotFound(format!(
+            "Error response from daemon: multiple IDs found with provided prefix: {name}"
+        ))),
     }
 }
 
@@ -343,5 +379,30 @@ mod tests {
         assert!(matches!(a.state, State::Running { .. }));
         assert_eq!(a.restarts, 1);
         assert!(runtime.create(ContainerSpec::default()).await.is_err());
+        // `docker stop 3f2a`: a unique prefix of the ID names the container too.
+        runtime.stop(&a.id[..4]).await.unwrap();
+        assert!(matches!(
+            runtime.info(&a.id[..4]).await.unwrap().state,
+            State::Exited { .. }
+        ));
+        assert_eq!(runtime.stop("zz-none").await, Err(no_such("zz-none")));
+        // Every ID starts with one of 16 hex digits: with 17 containers, some first
+        // digit is shared, and that prefix is ambiguous.
+        for i in 0..15 {
+            runtime
+                .create(spec(&format!("c{i}"), "sleep"))
+                .await
+                .unwrap();
+        }
+        let ids: Vec<String> = runtime.list().await.into_iter().map(|c| c.id).collect();
+        let shared = ids
+            .iter()
+            .find(|id| ids.iter().filter(|o| o[..1] == id[..1]).count() > 1)
+            .unwrap();
+        let e = runtime.stop(&shared[..1]).await.unwrap_err();
+        assert!(
+            format!("{e:?}").contains("multiple IDs found with provided prefix"),
+            "{e:?}"
+        );
     }
 }

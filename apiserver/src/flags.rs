@@ -54,6 +54,20 @@ pub struct ServerRunOptions {
     /// Writes served at once; past it, `429` (0: no limit).
     #[arg(long, default_value_t = 200)]
     pub max_mutating_requests_inflight: usize,
+    /// The audit policy (audit.k8s.io/v1 Policy, YAML): which requests are logged.
+    /// Matched on verbs, users, userGroups, namespaces and resources; every logged
+    /// request is written at Metadata level (no bodies), nonResourceURLs are not audited.
+    #[arg(long)]
+    pub audit_policy_file: Option<PathBuf>,
+    /// Where audit events go, one JSON line each (needs --audit-policy-file).
+    #[arg(long)]
+    pub audit_log_path: Option<PathBuf>,
+    /// Rotate the audit log past this many megabytes (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxsize: u64,
+    /// How many rotated audit logs to keep (0: all).
+    #[arg(long, default_value_t = 0)]
+    pub audit_log_maxbackup: usize,
 }
 
 impl ServerRunOptions {
@@ -72,6 +86,19 @@ impl ServerRunOptions {
         config.etcd_timeout = self.etcd_request_timeout;
         config.limits.max_requests_inflight = self.max_requests_inflight;
         config.limits.max_mutating_requests_inflight = self.max_mutating_requests_inflight;
+        // As kube-apiserver: no policy, no audit log (a path alone logs nothing).
+        if let (Some(policy), Some(path)) = (&self.audit_policy_file, &self.audit_log_path) {
+            let text = read(policy)
+                .map_err(|e| format!("reading --audit-policy-file {}: {e}", policy.display()))?;
+            let policy = crate::audit::Policy::parse(&text)
+                .map_err(|e| format!("--audit-policy-file {}: {e}", policy.display()))?;
+            config.audit = Some(crate::audit::AuditConfig {
+                policy,
+                path: path.clone(),
+                max_bytes: self.audit_log_maxsize.saturating_mul(1024 * 1024),
+                max_backups: self.audit_log_maxbackup,
+            });
+        }
         if let Some(path) = &self.token_auth_file {
             let text = read(path)
                 .map_err(|e| format!("reading --token-auth-file {}: {e}", path.display()))?;

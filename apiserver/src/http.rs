@@ -46,6 +46,8 @@ pub struct ApiServer {
     pub limits: Limits,
     /// The requests being served now, against `limits`' in-flight budgets.
     pub inflight: InFlight,
+    /// `--audit-log-path` with its policy: who did what, from where.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// Accepts connections until the task is aborted, one task per connection; with
@@ -73,7 +75,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => {
                     backoff.succeeded();
-                    accepted.stream
+                    accepted
                 }
                 Err(e) => {
                     accept_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -86,6 +88,14 @@ pub async fn serve(
             },
             Some(_) = connections.join_next() => continue,
         };
+        let seams::net::Accepted { stream: tcp, peer } = tcp;
+        // The client's address, without its port: an audit event's sourceIPs.
+        let peer: Arc<str> = peer
+            .rsplit_once(':')
+            .map_or(peer.as_str(), |(ip, _)| ip)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .into();
         let Ok(place) = places.clone().try_acquire_owned() else {
             tracing::debug!(
                 max_connections = limits.max_connections,
@@ -105,8 +115,9 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
                 let dates = dates.clone();
+                let peer = peer.clone();
                 async move {
-                    let mut response = handle(server, req).await;
+                    let mut response = handle(server, req, &peer).await;
                     response
                         .headers_mut()
                         .entry(hyper::header::DATE)
@@ -148,7 +159,62 @@ pub async fn serve(
 }
 
 /// Answers one request; never fails (errors become `Status` responses).
-pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<Body> {
+/// Answers one request from the client at `peer` (an address, for the audit log);
+/// never fails (errors become `Status` responses).
+pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>, peer: &str) -> Response<Body> {
+    let received = api::time::now(&*server.registry.clock);
+    let uri = parts_uri(&req);
+    let agent = req
+        .headers()
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let user = match authn::authenticate(
+        req.headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+        &server.tokens,
+    ) {
+        Caller::User(name) => name,
+        _ => String::new(),
+    };
+    let method = req.method().clone();
+    let (response, body) = serve_request(server.clone(), req).await;
+    if let Some(log) = &server.audit {
+        let request = crate::audit::Request {
+            uri: &uri,
+            method: &method,
+            user: &user,
+            peer,
+            agent: &agent,
+            body: body.as_deref().unwrap_or_default(),
+        };
+        if let Some(event) = request.event(
+            log.policy(),
+            &server.registry,
+            received,
+            response.status().as_u16(),
+        ) {
+            log.write(&event);
+        }
+    }
+    response
+}
+
+fn parts_uri(req: &Request<Incoming>) -> String {
+    req.uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string())
+}
+
+/// Serves one request; returns the response and the request's body, once read (for
+/// the audit log: a created object's name is in it).
+async fn serve_request(
+    server: Arc<ApiServer>,
+    req: Request<Incoming>,
+) -> (Response<Body>, Option<bytes::Bytes>) {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let raw_query = parts.uri.query().unwrap_or("").to_string();
@@ -163,14 +229,16 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
     };
     let (accept, content_type) = (header("accept"), header("content-type"));
     if let Err(e) = authn::refuse_dot_segments(&path) {
-        return error_response(&e);
+        return (error_response(&e), None);
     }
     let target = route(&path);
     if !server.tokens.is_empty() {
         match authn::authenticate(&header("authorization"), &server.tokens) {
             Caller::User(_) => {}
             Caller::Anonymous if target.as_ref().is_some_and(authn::is_public) => {}
-            Caller::Anonymous | Caller::BadToken => return error_response(&Error::Unauthorized),
+            Caller::Anonymous | Caller::BadToken => {
+                return (error_response(&Error::Unauthorized), None)
+            }
         }
     }
     let _place = match server
@@ -178,11 +246,11 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
         .admit(budget(&parts.method, target.as_ref(), &query))
     {
         Ok(place) => place,
-        Err(e) => return error_response(&e),
+        Err(e) => return (error_response(&e), None),
     };
     let body = match crate::limits::read_body(body, &server.limits, &server.registry.clock).await {
         Ok(bytes) => bytes,
-        Err(e) => return error_response(&e),
+        Err(e) => return (error_response(&e), None),
     };
     let _turn = server.inflight.large_body_turn(body.len()).await;
     let request = ApiRequest {
@@ -193,10 +261,11 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>) -> Response<
         content_type,
         body,
     };
-    match dispatch(&server, &request, target).await {
+    let response = match dispatch(&server, &request, target).await {
         Ok(response) => response,
         Err(e) => error_response(&e),
-    }
+    };
+    (response, Some(request.body.clone()))
 }
 
 /// Which in-flight budget a request counts against: long-running requests (watches,

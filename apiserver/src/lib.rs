@@ -86,6 +86,18 @@
 //! defaults, validation, the checks against what is stored — and answers with what it
 //! would have stored, without a write to etcd; see [`rest`].
 //!
+//! ## Who did what, from where: the audit log
+//!
+//! With `--audit-policy-file` and `--audit-log-path` the server writes one JSON line
+//! per request its policy selects: an `audit.k8s.io/v1` `Event` with the verb, the
+//! object, the user, the client's address (`sourceIPs`) and program (`userAgent`) and
+//! the answer's code. The sim's control-plane nodes log every write but the ones that
+//! repeat every few seconds (lease renewals, events, kubelets' status reports), at
+//! `/var/log/audit/kube-apiserver-audit.log` as kubespray does — which is how the
+//! playground's checker knows that `pod/alpine` was created by kubectl on node2
+//! ([`audit`]: the policy's matching is pure, the file is the edge; bodies are not
+//! logged, whatever the level).
+//!
 //! ## Read next
 //!
 //! [`rest`] (the verbs), then [`store`] (the etcd side), then [`stream`] (lists and
@@ -110,6 +122,7 @@
 //! - `BOOKMARK` watch events: a client may ask for them (`allowWatchBookmarks`), but a
 //!   server need not send any, and this one does not.
 
+pub mod audit;
 pub mod authn;
 pub mod body;
 pub mod discovery;

@@ -38,6 +38,8 @@ pub struct Config {
     pub tls: Option<(String, String)>,
     /// Bounds on connections and requests (timeouts, sizes, in-flight requests).
     pub limits: crate::limits::Limits,
+    /// `--audit-policy-file` and `--audit-log-path`: requests logged as audit events.
+    pub audit: Option<crate::audit::AuditConfig>,
 }
 
 impl Config {
@@ -50,6 +52,7 @@ impl Config {
             host: seams::Host::real(),
             tls: None,
             limits: crate::limits::Limits::default(),
+            audit: None,
         }
     }
 }
@@ -128,6 +131,10 @@ pub async fn start(listener: Box<dyn Listener>, config: Config) -> Result<Runnin
         network: config.host.network.clone(),
         limits: config.limits.clone(),
         inflight: crate::limits::InFlight::new(&config.limits),
+        audit: config
+            .audit
+            .clone()
+            .map(|a| Arc::new(crate::audit::AuditLog::new(a))),
     });
     let tls = match &config.tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(pki::server_config(

@@ -293,6 +293,7 @@ impl Cluster {
                 ctx.write("/etc/kubernetes/pki/apiserver.crt", &cert)?;
                 ctx.write("/etc/kubernetes/pki/apiserver.key", &key)?;
                 ctx.write("/etc/kubernetes/tokens.csv", &csv)?;
+                ctx.write(manifests::AUDIT_POLICY, &manifests::audit_policy())?;
                 let admin = Kubeconfig::new(
                     "cluster.local",
                     &own,

@@ -19,7 +19,7 @@ use kvstore::server;
 use seams::scope::Scope;
 
 use crate::error::{Error, Result};
-use crate::node::NodeContext;
+use crate::node::{Follow, NodeContext};
 use crate::runtime::{log, BoxFuture, Exec, Logs, Process};
 use crate::workloads;
 
@@ -200,6 +200,12 @@ async fn kube_apiserver(
             .map_err(|e| std::io::Error::other(e.to_string()))
     };
     let mut config = f.config(read).map_err(Error::Invalid)?;
+    // The audit log is a file on the node.
+    if let Some(audit) = &mut config.audit {
+        audit.path = node
+            .resolve(&node_path(&audit.path), Follow::All)
+            .map_err(io)?;
+    }
     // The node's network (etcd members and kubelets by node address) and clock.
     config.host = host.clone();
     // A node's address is where it listens (there is no 0.0.0.0 on the simulated network).

@@ -323,7 +323,7 @@ pub fn hint(checks: &[Check]) -> String {
     let about = match next.requirement {
         r if r.contains("backup") => "etcd keeps the whole cluster: save a snapshot of it with etcd's own tool, on node1, to the path the task names.",
         r if r.contains("kube-apiserver stopped") => "The apiserver on node2 is a static pod: the kubelet runs whatever its manifest directory holds, and starts a stopped container again.",
-        r if r.contains("points at node1") => "kubectl on node2 reads its server from the kubeconfig in root's home; node1's apiserver listens on its own address, port 6443.",
+        r if r.contains("reaches node1") => "kubectl on node2 reads its server from the kubeconfig in root's home; node1's apiserver listens on its own address, port 6443.",
         r if r.contains("etcd on node2") => "etcd runs in docker on every node, as a plain container (not a static pod).",
         r if r.contains("alpine") => "Create the pod from node2, with the image and command the task gives.",
         _ => "Read the requirement and what the checker found:",

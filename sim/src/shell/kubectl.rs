@@ -14,6 +14,9 @@ use apiserver::registry::{self, ResourceType};
 use client_go::client::Client;
 use client_go::kubeconfig::{Kubeconfig, NamedCluster};
 
+/// The User-Agent of kubectl 1.32.0.
+pub const KUBECTL_AGENT: &str = "kubectl/v1.32.0 (linux/amd64) kubernetes/70d3cc9";
+
 pub(super) const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
 
 #[derive(Parser)]
@@ -231,7 +234,9 @@ pub async fn run(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
         return config(node, what);
     }
     let (client, server) = match client_from_kubeconfig(&node.ctx, &node.ctx.host(), ADMIN_CONF) {
-        Ok(c) => {
+        Ok(mut c) => {
+            // What kubectl 1.32 sends: the apiserver's audit log records it.
+            c.user_agent = KUBECTL_AGENT.into();
             let text = node.ctx.read(ADMIN_CONF).unwrap_or_default();
             let server = Kubeconfig::parse(&text).and_then(|k| k.target()).map(|t| t.server).unwrap_or_default();
             (c, server)

@@ -49,14 +49,10 @@ pub const HANDIN: &str = "handin.txt";
 
 /// Commands a real node has that this one does not (yet): said plainly, not as
 /// `command not found`.
-pub const ELSEWHERE: [&str; 14] = [
-    "cp",
-    "mv",
-    "sed",
+pub const ELSEWHERE: [&str; 10] = [
     "vi",
     "vim",
     "nano",
-    "crictl",
     "journalctl",
     "curl",
     "ping",
@@ -67,14 +63,26 @@ pub const ELSEWHERE: [&str; 14] = [
 ];
 
 /// The commands the shell runs on a node (see [`crate::shell`]).
-pub const COMMANDS: [&str; 7] = [
+pub const COMMANDS: [&str; 19] = [
     "kubectl",
     "etcdctl",
     "docker",
+    "crictl",
     "systemctl",
-    "rm",
-    "cat",
     "ls",
+    "cat",
+    "rm",
+    "cp",
+    "mv",
+    "sed",
+    "grep",
+    "head",
+    "tail",
+    "wc",
+    "echo",
+    "touch",
+    "mkdir",
+    "pwd",
 ];
 
 /// What a line did.

@@ -4,7 +4,9 @@
 //! way the real tools would: kubectl over HTTPS to the server in the node's kubeconfig,
 //! etcdctl over gRPC to the members' client URLs, docker to the node's runtime.
 
+pub mod crictl;
 pub mod etcdctl;
+pub mod files;
 pub mod kubectl;
 pub mod pipe;
 mod stream;
@@ -127,7 +129,16 @@ pub async fn run_to(cluster: &Cluster, node: &str, command: &str, stdout: &Stdou
     let Some(node) = cluster.node(node) else {
         return Output::fail(format!("no such node: {node}"), 1);
     };
-    let argv = words(command);
+    // `~` is root's home, as bash expands it.
+    let argv: Vec<String> = words(command)
+        .into_iter()
+        .map(|w| match w.strip_prefix('~') {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                format!("{}{rest}", crate::node::CWD)
+            }
+            _ => w,
+        })
+        .collect();
     let mut out = dispatch(node, &argv, stdout).await;
     stdout.print(&std::mem::take(&mut out.stdout));
     let mut stderr = stdout.take_errors();
@@ -145,7 +156,8 @@ async fn dispatch(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
         "etcdctl" => etcdctl::run(node, argv, stdout).await,
         "docker" => system::docker(node, argv).await,
         "systemctl" => system::systemctl(node, argv).await,
-        "rm" | "cat" | "ls" => system::files(node, argv),
+        "crictl" => crictl::run(node, argv).await,
+        p if files::PROGRAMS.contains(&p) => files::run(node, argv),
         other => Output::fail(format!("bash: {other}: command not found"), 127),
     }
 }

@@ -68,6 +68,15 @@ impl Filter {
     }
 }
 
+/// Whether `line` has `word` in it (as plain text; `-i`: in any case).
+pub fn grep_matches(line: &str, word: &str, ignore_case: bool) -> bool {
+    if ignore_case {
+        line.to_lowercase().contains(&word.to_lowercase())
+    } else {
+        line.contains(word)
+    }
+}
+
 /// A line cut at its pipes: the command, and the filters its output goes through.
 pub fn split(line: &str) -> Result<(&str, Vec<Filter>), Output> {
     let mut stages = line.split('|');
@@ -259,7 +268,7 @@ impl Inner {
                     else {
                         return;
                     };
-                    if line.trim_end_matches('\n').contains(word.as_str()) != *invert {
+                    if grep_matches(line.trim_end_matches('\n'), word, false) != *invert {
                         *context = *after;
                     } else if *context > 0 {
                         *context -= 1;

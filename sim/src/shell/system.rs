@@ -1,11 +1,10 @@
-//! `docker`, `systemctl` and the file commands: the node's own machinery.
+//! `docker` and `systemctl`: the node's own machinery (the file commands are in `files.rs`).
 
 use clap::{Parser, Subcommand};
 use jiff::Timestamp;
 
 use super::Output;
 use crate::cluster::Node;
-use crate::node::{reason, Follow, CWD};
 use crate::runtime::State;
 
 #[derive(Parser)]
@@ -63,7 +62,7 @@ fn clap_failure(e: clap::Error) -> Output {
 }
 
 /// Docker's way of saying how long: `3 seconds`, `About a minute`, `5 minutes`.
-fn age(t: Timestamp, now: Timestamp) -> String {
+pub(super) fn age(t: Timestamp, now: Timestamp) -> String {
     let s = (now.as_second() - t.as_second()).max(0);
     match s {
         0 => "Less than a second".into(),
@@ -266,70 +265,5 @@ pub async fn systemctl(node: &Node, argv: &[String]) -> Output {
             5,
         ),
         _ => Output::fail("usage: systemctl start|stop|restart|status kubelet", 1),
-    }
-}
-
-/// `rm FILE`, `cat FILE`, `ls [DIR]` on the node's disk. Every path goes through the
-/// node's resolver ([`crate::node::NodeContext::resolve`]): `..` stops at the node's
-/// `/`, and a path whose symbolic links lead off the node is refused.
-pub fn files(node: &Node, argv: &[String]) -> Output {
-    let program = argv[0].as_str();
-    let paths: Vec<&String> = argv
-        .iter()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    match program {
-        "rm" => {
-            let mut out = Output::default();
-            for p in paths {
-                // `rm` removes a link, not what it points to: the last name is not followed.
-                let removed = node
-                    .ctx
-                    .resolve(p, Follow::NotLast)
-                    .and_then(std::fs::remove_file);
-                if let Err(e) = removed {
-                    out.stderr
-                        .push_str(&format!("rm: cannot remove '{p}': {}\n", reason(&e)));
-                    out.code = 1;
-                }
-            }
-            out
-        }
-        "cat" => {
-            let mut out = Output::default();
-            for p in paths {
-                match node
-                    .ctx
-                    .resolve(p, Follow::All)
-                    .and_then(std::fs::read_to_string)
-                {
-                    Ok(text) => out.stdout.push_str(&text),
-                    Err(e) => {
-                        out.stderr.push_str(&format!("cat: {p}: {}\n", reason(&e)));
-                        out.code = 1;
-                    }
-                }
-            }
-            out
-        }
-        _ => {
-            let dir = paths.first().map(|p| p.as_str()).unwrap_or(CWD);
-            match node
-                .ctx
-                .resolve(dir, Follow::All)
-                .and_then(std::fs::read_dir)
-            {
-                Ok(entries) => {
-                    let mut names: Vec<String> = entries
-                        .flatten()
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect();
-                    names.sort();
-                    Output::ok(names.iter().map(|n| format!("{n}\n")).collect::<String>())
-                }
-                Err(e) => Output::fail(format!("ls: cannot access '{dir}': {}", reason(&e)), 2),
-            }
-        }
     }
 }

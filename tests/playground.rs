@@ -146,6 +146,15 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
     let screen = t.wait_for(n1, before, Duration::from_secs(30));
     assert!(screen.contains("kubectl get nodes\nNAME"), "{screen}");
 
+    // ...and paths on the node: a directory goes on, with its `/`.
+    let before = t.screen().matches(n1).count();
+    t.keys(&["ls /etc/kub", "Tab", "man", "Tab", "Enter"]);
+    let screen = t.wait_for(n1, before, Duration::from_secs(30));
+    assert!(
+        screen.contains("root@node1:~# ls /etc/kubernetes/manifests/\nkube-apiserver.yaml"),
+        "{screen}"
+    );
+
     t.run(n1, "etcdctl snapshot save /tmp/node1.etcd.backup", n1);
     t.run(n1, "ssh node2", n2);
     t.run(n2, "rm /etc/kubernetes/manifests/kube-apiserver.yaml", n2);

@@ -339,3 +339,44 @@ async fn stopping_a_kubelet_makes_its_node_not_ready_and_leaves_its_pods_running
         clock.sleep(Duration::from_secs(1)).await;
     }
 }
+
+/// Tab on a node: paths on that node, object names from the apiserver, container
+/// names from the node's runtime.
+#[tokio::test(start_paused = true)]
+async fn tab_completes_paths_object_names_and_containers_on_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::create(dir.path()).await.unwrap();
+    cluster.wait_ready(Duration::from_secs(120)).await.unwrap();
+    let mut p = Playground::new(&cluster);
+    assert_eq!(
+        p.complete("cat /etc/kub").await,
+        (4, vec!["/etc/kubernetes/".to_string()])
+    );
+    assert_eq!(p.complete("cat ~/.ku").await.1, ["~/.kube/"]);
+    assert_eq!(
+        p.complete("ls /etc/kubernetes/manifests/kube-s").await.1,
+        ["/etc/kubernetes/manifests/kube-scheduler.yaml"]
+    );
+    typed(&mut p, "etcdctl snapshot save /tmp/node1.etcd.backup").await;
+    assert_eq!(
+        p.complete("etcdctl snapshot status /tmp/no").await.1,
+        ["/tmp/node1.etcd.backup"]
+    );
+    typed(&mut p, "kubectl run alpine --image=alpine -- ping 8.8.8.8").await;
+    assert_eq!(
+        p.complete("kubectl get pods al").await,
+        (17, vec!["alpine".to_string()])
+    );
+    assert_eq!(p.complete("kubectl logs a").await.1, ["alpine"]);
+    assert_eq!(
+        p.complete("kubectl describe nodes node").await.1,
+        ["node1", "node2", "node3"]
+    );
+    typed(&mut p, "ssh node2").await;
+    assert_eq!(p.complete("docker stop et").await.1, ["etcd2"]);
+    // The fixed words still complete, and a node without the apiserver offers no names.
+    assert_eq!(p.complete("kubectl get no").await.1, ["nodes"]);
+    typed(&mut p, "rm /etc/kubernetes/manifests/kube-apiserver.yaml").await;
+    typed(&mut p, "systemctl restart kubelet").await;
+    assert!(p.complete("kubectl get pods al").await.1.is_empty());
+}

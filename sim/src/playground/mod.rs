@@ -253,7 +253,7 @@ impl<'a> Playground<'a> {
 
     /// Tab on `line` (up to the cursor), on the node the learner is on.
     pub async fn complete(&self, line: &str) -> (usize, Vec<String>) {
-        complete(line)
+        complete::complete_on(self.cluster, self.node(), line).await
     }
 
     fn ssh(&mut self, target: &str) -> Output {

@@ -117,7 +117,7 @@ enum Config {
     CurrentContext,
 }
 
-pub(super) fn find(resource: &str) -> Option<&'static ResourceType> {
+pub fn find(resource: &str) -> Option<&'static ResourceType> {
     let r = resource.to_lowercase();
     registry::all().iter().find(|t| {
         t.plural == r

@@ -1,7 +1,8 @@
 //! The playground as a person uses it: in a terminal (tmux, installed by
 //! `scripts/test`; without it the test skips, saying so), typing the assignment with
-//! `ssh` between nodes, a Tab to complete a command, a watch and `logs -f` stopped
-//! with Ctrl-C, ↑ for the history, then `check` and the hand-in. The cluster is live:
+//! `ssh` between nodes, a Tab to complete a command, a path, a watch and `logs -f`
+//! stopped with Ctrl-C, ↑ for the history, then `check` and the hand-in; `reset`, and a
+//! wrong solution that `check` fails with its reasons. The cluster is live:
 //! time follows the clock while the keys arrive.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +36,19 @@ impl Drop for Terminal {
 
 impl Terminal {
     fn screen(&self) -> String {
-        tmux(&["capture-pane", "-p", "-S", "-2000", "-t", &self.session])
+        // -J joins the lines the terminal wrapped (and keeps trailing blanks, which go).
+        tmux(&[
+            "capture-pane",
+            "-p",
+            "-J",
+            "-S",
+            "-2000",
+            "-t",
+            &self.session,
+        ])
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect()
     }
 
     /// Waits (deadline `within`) until the screen holds `text` more than `seen` times.
@@ -244,6 +257,29 @@ fn the_assignment_done_in_the_playground_passes_the_check() {
     );
     let last = screen.rsplit("grep apiserver-node2").next().unwrap_or("");
     assert!(last.contains("Running"), "{screen}");
+    // A wrong way on the new cluster: the pod from node1, the apiserver only
+    // `docker stop`ped. `check` fails both, saying why.
+    t.run(n1, "kubectl run alpine --image=alpine -- ping 8.8.8.8", n1);
+    t.run(n1, "ssh node2", n2);
+    t.run(
+        n2,
+        "docker stop k8s_kube-apiserver_kube-apiserver-node2_kube-system",
+        n2,
+    );
+    t.run(n2, "exit", n1);
+    let screen = t.run(n1, "check", n1);
+    let verdict = screen.rsplit("root@node1:~# check").next().unwrap_or("");
+    assert!(verdict.contains("requirements met: FAILED"), "{screen}");
+    assert!(
+        verdict.contains(
+            "the kubelet runs the apiserver (a stopped container comes back): remove the manifest"
+        ),
+        "{screen}"
+    );
+    assert!(
+        verdict.contains("pod alpine was created from node1 (") && verdict.contains("not node2"),
+        "{screen}"
+    );
     // What was typed is kept, for the next session and for the hand-in.
     let history = std::fs::read_to_string(dir.path().join(".playground_history")).unwrap();
     assert!(history.contains("ssh node2"), "{history}");

@@ -44,7 +44,19 @@
 //! them through the apiserver from the kubelet.
 //!
 //! **Step 7, the checker.** [`checker`] verifies each requirement from the cluster's
-//! real state and files, not from anything the scenario printed.
+//! real state and files, not from anything the scenario printed — and for what it
+//! means: the backup must be this cluster's and older than the stops (its keys say
+//! so), the pod must have been created from node2 (the apiserver's audit log says so).
+//!
+//! ## Doing it yourself: the playground
+//!
+//! `cargo run --example playground` runs the same cluster live and hands the learner
+//! a prompt on node1 ([`playground`]): what they type runs on the node they are on
+//! ([`shell`]: kubectl, etcdctl, docker, crictl, systemctl, the file commands of
+//! [`shell::files`], pipes of [`shell::pipe`]; the commands that stream —
+//! `kubectl get -w`, `logs -f`, `etcdctl watch` — run until Ctrl-C), `ssh` moves
+//! between nodes, Tab completes from the node's files and the cluster's objects, and
+//! `check` hands the work in to the same checker.
 //!
 //! ## One seed, one run: how the simulation is deterministic
 //!

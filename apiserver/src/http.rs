@@ -268,6 +268,34 @@ async fn serve_request(
     (response, Some(request.body.clone()))
 }
 
+/// What a pod's `exec`, `attach`, `portforward` or `proxy` answers: the simulator has
+/// no processes to join and no pod network, and says so in words a learner reads as
+/// "this is miniplane", not "my command is wrong" (kubectl prints it after
+/// `Error from server (BadRequest):`; `kubectl cp` runs through exec).
+fn not_simulated(sub: &str) -> String {
+    let (what, why) = match sub {
+        "exec" => (
+            "exec (and kubectl cp, which runs tar through it)",
+            "its containers are simulated programs, with no shell to run a command in",
+        ),
+        "attach" => (
+            "attach",
+            "its containers are simulated programs, with no terminal to attach to",
+        ),
+        "portforward" => (
+            "port-forward",
+            "its pods have no network to forward a port to",
+        ),
+        _ => ("the pod proxy", "its pods have no network to proxy to"),
+    };
+    let logs = if matches!(sub, "exec" | "attach") {
+        "; `kubectl logs` shows what they print"
+    } else {
+        ""
+    };
+    format!("miniplane runs no real containers: {what} is not supported ({why}{logs})")
+}
+
 /// Which in-flight budget a request counts against: long-running requests (watches,
 /// logs) and health checks count against none, as in kube-apiserver.
 /// `Date: Mon, 05 Jan 2026 09:00:00 GMT` (RFC 9110's IMF-fixdate), on `clock`.
@@ -454,6 +482,9 @@ async fn resource(
         }
     };
     match (sub.as_deref(), &req.method) {
+        (Some(s @ ("exec" | "attach" | "portforward" | "proxy")), _) if rt.plural == "pods" => {
+            Err(Error::BadRequest(not_simulated(s)))
+        }
         (Some(s), _) if !rt.has_subresource(s) => Err(Error::NoSuchPath),
         (None | Some("status"), &Method::GET) => Ok(one(registry.get(scope).await?)),
         (None | Some("status"), &Method::PUT) => {

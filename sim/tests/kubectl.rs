@@ -158,6 +158,27 @@ async fn the_real_kubectl_and_etcdctl_work_against_the_cluster_gone_live() {
         logs.starts_with("PING 8.8.8.8 (8.8.8.8): 56 data bytes"),
         "{logs}"
     );
+    // What needs real containers says plainly that this is the simulator (issue 16,
+    // item 10), through kubectl's own error path (a websocket try, then SPDY).
+    for (args, what) in [
+        (&["exec", "pinger", "--", "ls"][..], "exec (and kubectl cp"),
+        (
+            &["cp", "pinger:/etc/hosts", "/tmp/x"][..],
+            "exec (and kubectl cp",
+        ),
+        (&["attach", "pinger"][..], "attach is not supported"),
+        (
+            &["port-forward", "pod/pinger", "18080:80"][..],
+            "port-forward is not supported",
+        ),
+    ] {
+        let (code, out, err) = k.run(args).await;
+        assert_ne!(code, 0, "{args:?}: {out}");
+        assert!(
+            err.contains("miniplane runs no real containers: ") && err.contains(what),
+            "{args:?}: {err}"
+        );
+    }
     let (code, out, err) = k.run(&["delete", "pod", "pinger"]).await;
     assert_eq!((code, out.trim()), (0, "pod \"pinger\" deleted"), "{err}");
     let (code, _, err) = k.run(&["get", "pod", "pinger"]).await;

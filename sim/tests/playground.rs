@@ -52,6 +52,20 @@ async fn the_assignment_typed_into_the_playground_passes_the_check() {
     cluster.clock().sleep(Duration::from_secs(30)).await;
     let (out, _) = typed(&mut p, "kubectl get pods -o wide").await;
     assert!(out.contains("Running") && out.contains("node3"), "{out}");
+    // What needs a real container, the apiserver refuses in plain words.
+    for line in [
+        "kubectl exec -it alpine -- sh",
+        "kubectl cp alpine:/etc/hosts /tmp/h",
+    ] {
+        let (out, code) = typed(&mut p, line).await;
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.starts_with(
+                "Error from server (BadRequest): miniplane runs no real containers: exec"
+            ),
+            "{out}"
+        );
+    }
     let (out, _) = typed(&mut p, "exit").await;
     assert!(out.contains("Connection to node2 closed."), "{out}");
     assert_eq!(p.prompt(), "root@node1:~# ");

@@ -90,6 +90,22 @@ enum Command {
     ClusterInfo,
     /// Print the client and server version information.
     Version,
+    /// Execute a command in a container (asked of the apiserver, which says why not).
+    Exec {
+        pod: String,
+        #[arg(short = 'i', long)]
+        stdin: bool,
+        #[arg(short = 't', long)]
+        tty: bool,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Attach to a running container.
+    Attach { pod: String },
+    /// Copy files to and from containers (through exec, as the real one).
+    Cp { src: String, dst: String },
+    /// Forward local ports to a pod.
+    PortForward { pod: String, ports: Vec<String> },
 }
 
 #[derive(Subcommand)]
@@ -284,6 +300,18 @@ pub async fn run(node: &Node, argv: &[String], stdout: &Stdout) -> Output {
             s.server
         ))),
         Command::Version => version(&s).await,
+        Command::Exec { pod, .. } => not_here(&s, &pod, "exec").await,
+        Command::Attach { pod } => not_here(&s, &pod, "attach").await,
+        Command::Cp { src, dst } => {
+            let pod = [&src, &dst].into_iter().find_map(|p| p.split_once(':').map(|(pod, _)| pod.to_string()));
+            match pod {
+                Some(pod) => not_here(&s, &pod, "exec").await,
+                None => Err(Output::fail("error: one of src or dest must be a remote file specification", 1)),
+            }
+        }
+        Command::PortForward { pod, .. } => {
+            not_here(&s, pod.strip_prefix("pod/").unwrap_or(&pod), "portforward").await
+        }
         Command::Config { .. } => unreachable!("handled above"),
     };
     result.unwrap_or_else(|e| e)
@@ -542,6 +570,15 @@ async fn logs(s: &Session, name: &str, tail: Option<i64>) -> Result<Output, Outp
             Err(e)
         }
     }
+}
+
+/// exec, attach, cp, port-forward: the pod's subresource, asked as kubectl asks it
+/// (a POST); the apiserver answers why it cannot, and that is what is printed.
+async fn not_here(s: &Session, pod: &str, sub: &str) -> Result<Output, Output> {
+    let rt = find("pods").expect("pods are served");
+    let url = format!("{}/{sub}", rt.url(Some(&s.namespace), Some(pod)));
+    s.call(Method::POST, &url, "application/json", None).await?;
+    Ok(Output::default())
 }
 
 /// `kubectl get --raw URI`: the body as it is; a failure as kubectl reports one.

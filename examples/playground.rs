@@ -251,10 +251,9 @@ async fn run(args: Args) -> ExitCode {
     let mut again =
         std::process::Command::new(std::env::current_exe().unwrap_or_else(|_| "playground".into()));
     again.args(std::env::args_os().skip(1));
-    if args.data_root.is_none() {
-        // The temporary directory goes with this process; the next one makes its own.
-        drop(temp);
-    }
+    // The temporary directory goes with this process (exec runs no destructors); the
+    // next one makes its own.
+    drop(temp);
     let e = again.exec();
     eprintln!("error: could not start again: {e}");
     ExitCode::from(2)

@@ -170,18 +170,20 @@ pub async fn handle(server: Arc<ApiServer>, req: Request<Incoming>, peer: &str) 
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let user = match authn::authenticate(
+    // Who is asking: checked once, for the request and for its audit event.
+    let caller = authn::authenticate(
         req.headers()
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
         &server.tokens,
-    ) {
-        Caller::User(name) => name,
+    );
+    let user = match &caller {
+        Caller::User(name) => name.clone(),
         _ => String::new(),
     };
     let method = req.method().clone();
-    let (response, body) = serve_request(server.clone(), req).await;
+    let (response, body) = serve_request(server.clone(), req, &caller).await;
     if let Some(log) = &server.audit {
         let request = crate::audit::Request {
             uri: &uri,
@@ -214,6 +216,7 @@ fn parts_uri(req: &Request<Incoming>) -> String {
 async fn serve_request(
     server: Arc<ApiServer>,
     req: Request<Incoming>,
+    caller: &Caller,
 ) -> (Response<Body>, Option<bytes::Bytes>) {
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
@@ -233,7 +236,7 @@ async fn serve_request(
     }
     let target = route(&path);
     if !server.tokens.is_empty() {
-        match authn::authenticate(&header("authorization"), &server.tokens) {
+        match caller {
             Caller::User(_) => {}
             Caller::Anonymous if target.as_ref().is_some_and(authn::is_public) => {}
             Caller::Anonymous | Caller::BadToken => {

@@ -55,9 +55,7 @@ pub async fn complete_on(cluster: &Cluster, node: &str, line: &str) -> (usize, V
 /// The paths on `node` that `partial` can become: the entries of its directory whose
 /// names start with what follows its last `/`.
 fn paths(node: &Node, partial: &str) -> Vec<String> {
-    let (dir, _) = partial
-        .rsplit_once('/')
-        .map_or(("", partial), |(d, n)| (d, n));
+    let dir = partial.rsplit_once('/').map_or("", |(d, _)| d);
     let shown_dir = if partial.contains('/') {
         format!("{dir}/")
     } else {

@@ -5,6 +5,7 @@
 //! etcdctl over gRPC to the members' client URLs, docker to the node's runtime.
 
 pub mod crictl;
+mod describe;
 pub mod etcdctl;
 pub mod files;
 pub mod kubectl;

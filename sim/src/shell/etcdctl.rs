@@ -204,13 +204,9 @@ impl Ctl<'_> {
                 prefix,
                 keys_only,
             } => {
-                let range_end = if prefix {
-                    prefix_end(key.as_bytes())
-                } else {
-                    vec![]
-                };
+                let (key, range_end) = range(key, prefix);
                 let request = RangeRequest {
-                    key: key.into_bytes(),
+                    key,
                     range_end,
                     keys_only,
                     ..Default::default()
@@ -243,13 +239,9 @@ impl Ctl<'_> {
                 Ok(Output::ok("OK\n"))
             }
             Command::Del { key, prefix } => {
-                let range_end = if prefix {
-                    prefix_end(key.as_bytes())
-                } else {
-                    vec![]
-                };
+                let (key, range_end) = range(key, prefix);
                 let request = DeleteRangeRequest {
-                    key: key.into_bytes(),
+                    key,
                     range_end,
                     ..Default::default()
                 };
@@ -447,5 +439,18 @@ impl Ctl<'_> {
             printer::humanize(bytes.len() as u64)
         );
         Ok(Output::ok(stdout))
+    }
+}
+
+/// The key and range end of `get`/`del KEY [--prefix]`, as clientv3's `WithPrefix`
+/// makes them: an empty key with `--prefix` is every key (`\0` to the end).
+fn range(key: String, prefix: bool) -> (Vec<u8>, Vec<u8>) {
+    match (prefix, key.is_empty()) {
+        (true, true) => (vec![0], vec![0]),
+        (true, false) => {
+            let end = prefix_end(key.as_bytes());
+            (key.into_bytes(), end)
+        }
+        (false, _) => (key.into_bytes(), vec![]),
     }
 }

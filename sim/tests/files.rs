@@ -106,6 +106,13 @@ async fn files_are_copied_moved_and_read_as_coreutils_does() {
         1
     );
     assert_eq!(on1("pwd").await.stdout, "/root\n");
+    // The course's own listing: '' with --prefix is every key.
+    let keys = on1("etcdctl get --prefix --keys-only ''").await;
+    assert_eq!(keys.code, 0, "{keys:?}");
+    assert!(
+        keys.stdout.contains("/registry/namespaces/kube-system\n"),
+        "{keys:?}"
+    );
     assert_eq!(on1("echo hello  world").await.stdout, "hello world\n");
     assert_eq!(on1("touch /tmp/t").await.code, 0);
     assert_eq!(on1("rm /tmp/t").await.code, 0);
